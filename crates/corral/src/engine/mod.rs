@@ -1,0 +1,606 @@
+//! The supervisor's decisions, with no process code in them.
+//!
+//! [`Engine`] is the one owner of supervisor state. The runtime feeds it
+//! [`Event`]s (a process exited, a spawn succeeded, a program became ready,
+//! time passed, a shutdown was asked for) and carries out the [`Action`]s it
+//! returns (spawn, signal a process group, start a readiness check, exit).
+//! Because time comes in as an argument and processes are only pids, every
+//! rule here — ordering, binds_to cascades, backoff, giving up, critical
+//! exits, shutdown order — is unit-tested without spawning anything.
+//!
+//! The engine is level-triggered: after every event, [`Engine::reconcile`]
+//! looks at the whole state and works out what should happen now, so no
+//! event handler has to remember to start or stop a neighbour.
+
+mod program;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+pub use program::{ExitStatus, Phase, Program};
+
+use crate::config::Config;
+
+/// Something that happened, for the engine to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The answer to an `Action::Spawn` or `Action::RunPreStart`.
+    Spawned {
+        name: String,
+        generation: u64,
+        result: Result<Pid, String>,
+    },
+    /// The reaper collected this pid.
+    Exited { pid: Pid, status: ExitStatus },
+    /// The readiness check of this start attempt passed.
+    Ready { name: String, generation: u64 },
+    /// The readiness check of this start attempt cannot pass (e.g. bad address).
+    NotReady {
+        name: String,
+        generation: u64,
+        reason: String,
+    },
+    /// SIGTERM/SIGINT or `corralctl shutdown`. A second one forces it.
+    Shutdown,
+    /// Time passed; deadlines may be due.
+    Tick,
+}
+
+/// Something the runtime must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run the program's `pre_start`; answer with `Event::Spawned`.
+    RunPreStart { name: String, generation: u64 },
+    /// Spawn the program; answer with `Event::Spawned`.
+    Spawn { name: String, generation: u64 },
+    /// Begin watching for readiness; answer with `Event::Ready`/`NotReady`.
+    StartCheck { name: String, generation: u64 },
+    /// Forget any readiness check still running for this program.
+    StopCheck { name: String },
+    /// Send a signal to the process group led by `pgid`.
+    SignalGroup { pgid: Pid, signal: Signal },
+    /// Everything is down: leave with this exit code.
+    Exit { code: i32 },
+}
+
+/// An ordered shutdown in progress.
+#[derive(Debug, Clone)]
+struct ShutdownState {
+    /// What corral exits with once everything is down.
+    code: i32,
+    /// When everything still alive gets SIGKILL.
+    deadline: Instant,
+    /// Everything has been sent SIGKILL (deadline passed or forced).
+    killed_all: bool,
+    exit_sent: bool,
+}
+
+/// What the engine knows: every program's state and the shutdown, if any.
+#[derive(Debug)]
+pub struct Engine {
+    programs: BTreeMap<String, Program>,
+    /// For each program, the programs that depend on it (depends_on or binds_to).
+    dependents: BTreeMap<String, Vec<String>>,
+    shutdown_timeout: Duration,
+    shutdown: Option<ShutdownState>,
+}
+
+impl Engine {
+    pub fn new(config: &Config) -> Engine {
+        let programs: BTreeMap<String, Program> = config
+            .programs
+            .iter()
+            .map(|(name, cfg)| (name.clone(), Program::new(Arc::new(cfg.clone()))))
+            .collect();
+        let dependents = dependents_of(&programs);
+        Engine {
+            programs,
+            dependents,
+            shutdown_timeout: config.supervisor.shutdown_timeout,
+            shutdown: None,
+        }
+    }
+
+    pub fn programs(&self) -> &BTreeMap<String, Program> {
+        &self.programs
+    }
+
+    pub fn program(&self, name: &str) -> Option<&Program> {
+        self.programs.get(name)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_some()
+    }
+
+    /// Which program a pid belongs to (as its main process or its pre_start).
+    pub fn owner_of(&self, pid: Pid) -> Option<&str> {
+        self.programs
+            .iter()
+            .find(|(_, p)| p.phase.live_pid() == Some(pid))
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Turns one event into the actions it calls for.
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Spawned {
+                name,
+                generation,
+                result,
+            } => self.on_spawned(&name, generation, result, now, &mut actions),
+            Event::Exited { pid, status } => self.on_exited(pid, status, now, &mut actions),
+            Event::Ready { name, generation } => {
+                if let Some(p) = self.current(&name, generation) {
+                    if let Phase::Starting { pid, .. } = p.phase {
+                        p.phase = Phase::Running { pid };
+                        p.ready_at = Some(now);
+                        p.reason = None;
+                        tracing::info!(program = %name, pid = pid.as_raw(), "ready");
+                    }
+                }
+            }
+            Event::NotReady {
+                name,
+                generation,
+                reason,
+            } => {
+                if let Some(p) = self.current(&name, generation) {
+                    if matches!(p.phase, Phase::Starting { .. }) {
+                        self.fail_start(&name, reason, now, &mut actions);
+                    }
+                }
+            }
+            Event::Shutdown => self.request_shutdown(0, "shutdown requested", now, &mut actions),
+            Event::Tick => {}
+        }
+        self.reconcile(now, &mut actions);
+        actions
+    }
+
+    /// The earliest time at which [`Event::Tick`] has something to do, if any.
+    /// `None` means: sleep until some other event comes.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let programs = self.programs.values().filter_map(|p| match p.phase {
+            Phase::Backoff { until } => Some(until),
+            Phase::PreStart { deadline, .. } => Some(deadline),
+            Phase::Starting { deadline, .. } => deadline,
+            Phase::Stopping {
+                kill_at,
+                killed: false,
+                ..
+            } => Some(kill_at),
+            _ => None,
+        });
+        let shutdown = self
+            .shutdown
+            .as_ref()
+            .filter(|s| !s.killed_all)
+            .map(|s| s.deadline);
+        programs.chain(shutdown).min()
+    }
+
+    /// The program if `generation` is its current start attempt.
+    fn current(&mut self, name: &str, generation: u64) -> Option<&mut Program> {
+        self.programs
+            .get_mut(name)
+            .filter(|p| p.generation == generation)
+    }
+
+    fn on_spawned(
+        &mut self,
+        name: &str,
+        generation: u64,
+        result: Result<Pid, String>,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(p) = self.current(name, generation) else {
+            return;
+        };
+        let Phase::Spawning { pre_start } = p.phase else {
+            return;
+        };
+        let pid = match result {
+            Ok(pid) => pid,
+            Err(err) => {
+                let what = if pre_start { "pre_start" } else { "command" };
+                let reason = format!("cannot run {what}: {err}");
+                tracing::error!(program = %name, "{reason}");
+                p.reason = Some(reason.clone());
+                // 127 is what a shell reports for a command it could not run.
+                self.after_exit(name, ExitStatus::Code(127), reason, now, actions);
+                return;
+            }
+        };
+        let timeout = p
+            .cfg
+            .ready
+            .as_ref()
+            .map(|r| r.timeout)
+            .unwrap_or(crate::config::DEFAULT_READY_TIMEOUT);
+        if pre_start {
+            p.phase = Phase::PreStart {
+                pid,
+                deadline: now + timeout,
+            };
+            return;
+        }
+        p.started_at = Some(now);
+        p.ready_at = None;
+        tracing::info!(program = %name, pid = pid.as_raw(), "started");
+        if p.cfg.oneshot {
+            // A oneshot is ready when it has exited 0; its own deadline is the
+            // ready timeout only if one was given.
+            let deadline = p.cfg.ready.as_ref().map(|r| now + r.timeout);
+            p.phase = Phase::Starting { pid, deadline };
+        } else if p.cfg.ready.is_some() {
+            p.phase = Phase::Starting {
+                pid,
+                deadline: Some(now + timeout),
+            };
+            actions.push(Action::StartCheck {
+                name: name.to_string(),
+                generation,
+            });
+        } else {
+            p.phase = Phase::Running { pid };
+            p.ready_at = Some(now);
+            p.reason = None;
+        }
+    }
+
+    fn on_exited(&mut self, pid: Pid, status: ExitStatus, now: Instant, actions: &mut Vec<Action>) {
+        let Some(name) = self.owner_of(pid).map(str::to_string) else {
+            return; // an orphan: the runtime counts it, nothing to decide
+        };
+        // Whatever the leader left behind in its group goes with it, so a
+        // restart never races leftovers (chromium's helpers, a forked child).
+        actions.push(Action::SignalGroup {
+            pgid: pid,
+            signal: Signal::SIGKILL,
+        });
+        let p = self.programs.get_mut(&name).expect("owner exists");
+        let phase = std::mem::replace(&mut p.phase, Phase::Stopped);
+        match phase {
+            Phase::Stopping {
+                failed_start: Some(reason),
+                ..
+            } => {
+                actions.push(Action::StopCheck { name: name.clone() });
+                self.after_exit(&name, status, reason, now, actions);
+            }
+            Phase::Stopping { .. } => {
+                tracing::info!(program = %name, pid = pid.as_raw(), %status, "stopped");
+                p.last_exit = Some(status);
+                actions.push(Action::StopCheck { name });
+            }
+            Phase::PreStart { .. } if status.success() && !self.must_stop(&name) => {
+                let p = self.programs.get_mut(&name).expect("owner exists");
+                p.phase = Phase::Spawning { pre_start: false };
+                actions.push(Action::Spawn {
+                    name,
+                    generation: p.generation,
+                });
+            }
+            Phase::PreStart { .. } if status.success() => {}
+            Phase::PreStart { .. } => {
+                let reason = format!("pre_start failed: {status}");
+                tracing::warn!(program = %name, "{reason}");
+                self.after_exit(&name, status, reason, now, actions);
+            }
+            _ => {
+                actions.push(Action::StopCheck { name: name.clone() });
+                let reason = format!("exited: {status}");
+                tracing::warn!(program = %name, pid = pid.as_raw(), %status, "exited");
+                self.after_exit(&name, status, reason, now, actions);
+            }
+        }
+    }
+
+    /// A start attempt failed (readiness timeout or a check that cannot pass):
+    /// stop what was started and treat its end as a failure.
+    fn fail_start(&mut self, name: &str, reason: String, now: Instant, actions: &mut Vec<Action>) {
+        tracing::warn!(program = %name, "start failed: {reason}");
+        let p = self.programs.get_mut(name).expect("program exists");
+        if let Some(pid) = p.phase.live_pid() {
+            p.phase = Phase::Stopping {
+                pid,
+                kill_at: now + p.cfg.stop_timeout,
+                killed: false,
+                failed_start: Some(reason),
+            };
+            actions.push(Action::SignalGroup {
+                pgid: pid,
+                signal: p.cfg.stop_signal,
+            });
+            actions.push(Action::StopCheck {
+                name: name.to_string(),
+            });
+        }
+    }
+
+    /// The process of `name` is gone on its own: restart, give up, or end.
+    fn after_exit(
+        &mut self,
+        name: &str,
+        status: ExitStatus,
+        reason: String,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) {
+        let must_stop = self.must_stop(name);
+        let p = self.programs.get_mut(name).expect("program exists");
+        p.last_exit = Some(status);
+        p.reason = Some(reason);
+        if p.cfg.oneshot && status.success() {
+            p.phase = Phase::Done;
+            p.reason = None;
+            tracing::info!(program = %name, "completed");
+            return;
+        }
+        if must_stop {
+            // It was on its way down anyway (shutdown, stop, or the program it
+            // binds to is gone): it starts again when wanted and ready.
+            p.phase = Phase::Stopped;
+            return;
+        }
+        let restart = match p.cfg.restart {
+            crate::config::RestartPolicy::Always => true,
+            crate::config::RestartPolicy::OnFailure => !status.success(),
+            crate::config::RestartPolicy::Never => false,
+        };
+        if !restart {
+            p.phase = Phase::Exited { status };
+            if p.cfg.critical {
+                let why = format!("critical program {name} ended ({status})");
+                self.request_shutdown(status.as_exit_code(), &why, now, actions);
+            }
+            return;
+        }
+        if !p.record_restart(now) {
+            let reason = format!(
+                "gave up after {} restarts within {}",
+                p.restart_times.len() - 1,
+                humantime::format_duration(p.cfg.restart_window)
+            );
+            tracing::error!(program = %name, "{reason}");
+            p.phase = Phase::Fatal { reason };
+            if p.cfg.critical {
+                let why = format!("critical program {name} is FATAL ({status})");
+                self.request_shutdown(status.as_exit_code(), &why, now, actions);
+            }
+            return;
+        }
+        let delay = p.next_backoff(now);
+        p.restarts += 1;
+        tracing::info!(
+            program = %name,
+            delay_ms = delay.as_millis() as u64,
+            "restarting"
+        );
+        p.phase = Phase::Backoff { until: now + delay };
+    }
+
+    /// Begins the ordered shutdown (or, on a second request, forces it).
+    fn request_shutdown(&mut self, code: i32, why: &str, now: Instant, actions: &mut Vec<Action>) {
+        if let Some(s) = &mut self.shutdown {
+            if !s.killed_all {
+                tracing::warn!("second shutdown request: killing everything now");
+                s.killed_all = true;
+                self.kill_all(now, actions);
+            }
+            return;
+        }
+        tracing::info!(exit_code = code, "shutting down: {why}");
+        self.shutdown = Some(ShutdownState {
+            code,
+            deadline: now + self.shutdown_timeout,
+            killed_all: false,
+            exit_sent: false,
+        });
+        for p in self.programs.values_mut() {
+            p.want = false;
+            if matches!(p.phase, Phase::Backoff { .. }) {
+                p.phase = Phase::Stopped;
+            }
+        }
+    }
+
+    /// SIGKILL to every live group, now.
+    fn kill_all(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        for p in self.programs.values_mut() {
+            if let Some(pid) = p.phase.live_pid() {
+                actions.push(Action::SignalGroup {
+                    pgid: pid,
+                    signal: Signal::SIGKILL,
+                });
+                p.phase = match std::mem::replace(&mut p.phase, Phase::Stopped) {
+                    Phase::Stopping {
+                        pid,
+                        kill_at,
+                        failed_start,
+                        ..
+                    } => Phase::Stopping {
+                        pid,
+                        kill_at,
+                        killed: true,
+                        failed_start,
+                    },
+                    _ => Phase::Stopping {
+                        pid,
+                        kill_at: now,
+                        killed: true,
+                        failed_start: None,
+                    },
+                };
+            }
+        }
+    }
+
+    /// Must this program be down now? When it is not wanted, when corral is
+    /// shutting down, or when something it binds to is not up (or going down).
+    fn must_stop(&self, name: &str) -> bool {
+        let p = &self.programs[name];
+        if self.shutdown.is_some() || !p.want {
+            return true;
+        }
+        p.cfg
+            .binds_to
+            .iter()
+            .any(|t| !self.programs[t].phase.is_ready() || self.must_stop(t))
+    }
+
+    /// Everything this program needs is ready and staying up.
+    fn requirements_ready(&self, name: &str) -> bool {
+        self.programs[name]
+            .cfg
+            .requires()
+            .all(|d| self.programs[d].phase.is_ready() && !self.must_stop(d))
+    }
+
+    /// Level-triggered: compare the whole state with what should be and act.
+    pub fn reconcile(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        self.expire_deadlines(now, actions);
+        let names: Vec<String> = self.programs.keys().cloned().collect();
+        // Stops first, dependents before what they depend on.
+        for name in &names {
+            let p = &self.programs[name];
+            let stoppable = matches!(
+                p.phase,
+                Phase::PreStart { .. } | Phase::Starting { .. } | Phase::Running { .. }
+            );
+            if !stoppable || !self.must_stop(name) {
+                continue;
+            }
+            let dependents_down = self.dependents[name]
+                .iter()
+                .all(|d| !self.programs[d].phase.is_live() || !self.must_stop(d));
+            if dependents_down {
+                self.begin_stop(name, now, actions);
+            }
+        }
+        for name in &names {
+            let p = &self.programs[name];
+            let due = match p.phase {
+                Phase::Stopped => true,
+                Phase::Backoff { until } => until <= now,
+                _ => false,
+            };
+            if due && !self.must_stop(name) && self.requirements_ready(name) {
+                self.begin_start(name, actions);
+            }
+        }
+        if let Some(s) = &mut self.shutdown {
+            let live = self.programs.values().any(|p| p.phase.is_live());
+            if !live && !s.exit_sent {
+                s.exit_sent = true;
+                tracing::info!(exit_code = s.code, "all programs stopped");
+                actions.push(Action::Exit { code: s.code });
+            }
+        }
+    }
+
+    /// Deadlines that have come: backoffs end (handled by the start pass),
+    /// readiness times out, grace periods end, the shutdown bound passes.
+    fn expire_deadlines(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let mut failed = Vec::new();
+        for (name, p) in self.programs.iter_mut() {
+            match &mut p.phase {
+                Phase::Stopping {
+                    pid,
+                    kill_at,
+                    killed,
+                    ..
+                } if !*killed && *kill_at <= now => {
+                    tracing::warn!(program = %name, "did not stop in time: SIGKILL");
+                    *killed = true;
+                    actions.push(Action::SignalGroup {
+                        pgid: *pid,
+                        signal: Signal::SIGKILL,
+                    });
+                }
+                Phase::Starting {
+                    deadline: Some(d), ..
+                } if *d <= now => {
+                    let what = match &p.cfg.ready {
+                        Some(r) => {
+                            format!("not ready within {}", humantime::format_duration(r.timeout))
+                        }
+                        None => "did not complete in time".to_string(),
+                    };
+                    failed.push((name.clone(), what));
+                }
+                Phase::PreStart { deadline, .. } if *deadline <= now => {
+                    failed.push((name.clone(), "pre_start did not finish in time".into()));
+                }
+                _ => {}
+            }
+        }
+        for (name, reason) in failed {
+            self.fail_start(&name, reason, now, actions);
+        }
+        if let Some(s) = &mut self.shutdown {
+            if !s.killed_all && s.deadline <= now {
+                tracing::warn!("shutdown_timeout passed: killing what is left");
+                s.killed_all = true;
+                self.kill_all(now, actions);
+            }
+        }
+    }
+
+    fn begin_start(&mut self, name: &str, actions: &mut Vec<Action>) {
+        let p = self.programs.get_mut(name).expect("program exists");
+        p.generation += 1;
+        let pre_start = p.cfg.pre_start.is_some();
+        p.phase = Phase::Spawning { pre_start };
+        let (name, generation) = (name.to_string(), p.generation);
+        actions.push(if pre_start {
+            Action::RunPreStart { name, generation }
+        } else {
+            Action::Spawn { name, generation }
+        });
+    }
+
+    fn begin_stop(&mut self, name: &str, now: Instant, actions: &mut Vec<Action>) {
+        let p = self.programs.get_mut(name).expect("program exists");
+        let Some(pid) = p.phase.live_pid() else {
+            return;
+        };
+        tracing::info!(program = %name, pid = pid.as_raw(), signal = %p.cfg.stop_signal, "stopping");
+        p.phase = Phase::Stopping {
+            pid,
+            kill_at: now + p.cfg.stop_timeout,
+            killed: false,
+            failed_start: None,
+        };
+        actions.push(Action::SignalGroup {
+            pgid: pid,
+            signal: p.cfg.stop_signal,
+        });
+        actions.push(Action::StopCheck {
+            name: name.to_string(),
+        });
+    }
+}
+
+/// Reverse edges of the dependency graph.
+fn dependents_of(programs: &BTreeMap<String, Program>) -> BTreeMap<String, Vec<String>> {
+    let mut dependents: BTreeMap<String, Vec<String>> =
+        programs.keys().map(|n| (n.clone(), Vec::new())).collect();
+    for (name, p) in programs {
+        for dep in p.cfg.requires() {
+            if let Some(list) = dependents.get_mut(dep) {
+                list.push(name.clone());
+            }
+        }
+    }
+    dependents
+}

@@ -1,0 +1,22 @@
+//! corral: a PID-1 init and process supervisor for containers.
+//!
+//! The binary is a thin `main` over this library: [`config`] turns
+//! `supervisor.toml` into a validated [`config::Config`], [`engine`] decides
+//! what to do (pure state, no processes), and [`runtime`] is the event loop
+//! that owns processes, signals, readiness checks and logs and does what the
+//! engine decides. See `docs/architecture.md`.
+
+pub mod config;
+pub mod engine;
+pub mod logging;
+pub mod runtime;
+
+/// Exit codes of the `corral` binary (besides a critical program's status).
+pub mod exit_code {
+    /// Clean shutdown.
+    pub const OK: i32 = 0;
+    /// corral itself could not run (runtime or signal set-up failed).
+    pub const FAILURE: i32 = 1;
+    /// Bad config or bad arguments.
+    pub const USAGE: i32 = 2;
+}

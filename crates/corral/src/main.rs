@@ -1,0 +1,53 @@
+//! `corral [--config PATH] [--check]`: the PID-1 init. Parses arguments,
+//! loads the config, and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use corral::{config, exit_code, logging, runtime};
+
+#[derive(Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "PID-1 init and supervisor for a headed-Chromium container"
+)]
+struct Args {
+    /// Path of supervisor.toml.
+    #[arg(long, short = 'c', env = "CORRAL_CONFIG", default_value = config::DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Validate the config, print the start order, and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(exit_code::USAGE as u8),
+            };
+        }
+    };
+    let cfg = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corral: {e}");
+            return ExitCode::from(exit_code::USAGE as u8);
+        }
+    };
+    if args.check {
+        println!("{}: ok", args.config.display());
+        print!("{}", config::start_order(&cfg));
+        return ExitCode::SUCCESS;
+    }
+    logging::init();
+    let code = runtime::run(cfg);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,292 @@
+//! The event loop: turns signals, reaped statuses, readiness reports and
+//! timers into [`Event`]s for the [`Engine`], and carries out its actions.
+//!
+//! It runs on a current-thread tokio runtime: one thread owns the engine, the
+//! reaper and every spawn, so a pid is always recorded before the next reap
+//! pass can see it exit. When nothing is starting, stopping or backing off,
+//! the loop has no timer armed and sleeps until a signal or a report comes:
+//! an idle corral does not wake up.
+
+mod logs;
+mod pid1;
+mod ready;
+mod reaper;
+mod spawn;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use nix::sys::signal::killpg;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::config::{Config, ProgramConfig, ReadyKind};
+use crate::engine::{Action, Engine, Event};
+use logs::{Console, LogFile, Pump, ReadyMatcher, Stream};
+use reaper::Reaper;
+use spawn::{spawn, SpawnSpec};
+
+/// Runs the supervisor until it shuts down; returns corral's exit code.
+pub fn run(config: Config) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(Supervisor::new(config).run())
+}
+
+struct Supervisor {
+    config: Config,
+    engine: Engine,
+    reaper: Arc<Reaper>,
+    console: Arc<Console>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events_rx: mpsc::UnboundedReceiver<Event>,
+    /// The readiness task of each starting program.
+    checks: HashMap<String, AbortHandle>,
+    /// Log files stay open across restarts of their program.
+    log_files: HashMap<String, Arc<Mutex<LogFile>>>,
+}
+
+impl Supervisor {
+    fn new(config: Config) -> Supervisor {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        Supervisor {
+            engine: Engine::new(&config),
+            config,
+            reaper: Arc::new(Reaper::default()),
+            console: Console::start(),
+            events_tx,
+            events_rx,
+            checks: HashMap::new(),
+            log_files: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self) -> i32 {
+        // Handlers first: SIGCHLD must be caught before the first spawn, and
+        // as PID 1 a signal with no handler is simply discarded by the kernel.
+        let (mut sigchld, mut sigterm, mut sigint, mut sighup) = match (
+            signal(SignalKind::child()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+            _ => {
+                tracing::error!("cannot install signal handlers");
+                return 1;
+            }
+        };
+        pid1::become_subreaper();
+        if let Some(dir) = &self.config.supervisor.log_dir {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::warn!(dir = %dir.display(), "cannot create log_dir: {e}");
+            }
+        }
+        tracing::info!(
+            config = %self.config.path.display(),
+            programs = self.config.programs.len(),
+            pid1 = pid1::is_pid1(),
+            "corral starting"
+        );
+
+        let mut pending: VecDeque<Action> = self.engine.handle(Event::Tick, Instant::now()).into();
+        let code = loop {
+            if let Some(code) = self.apply(&mut pending) {
+                break code;
+            }
+            let deadline = self
+                .engine
+                .next_deadline()
+                .map(tokio::time::Instant::from_std);
+            let event = tokio::select! {
+                _ = sigchld.recv() => {
+                    for (pid, status) in self.reaper.reap().exited {
+                        let now = Instant::now();
+                        pending.extend(self.engine.handle(Event::Exited { pid, status }, now));
+                    }
+                    continue;
+                }
+                _ = sigterm.recv() => Event::Shutdown,
+                _ = sigint.recv() => Event::Shutdown,
+                _ = sighup.recv() => {
+                    tracing::warn!("SIGHUP: reload is not supported yet; ignoring");
+                    continue;
+                }
+                Some(event) = self.events_rx.recv() => event,
+                _ = sleep_until(deadline), if deadline.is_some() => Event::Tick,
+            };
+            pending.extend(self.engine.handle(event, Instant::now()));
+        };
+
+        let bound = Instant::now()
+            + self
+                .config
+                .supervisor
+                .shutdown_timeout
+                .min(std::time::Duration::from_secs(5));
+        pid1::sweep(&self.reaper, &mut sigchld, bound).await;
+        tracing::info!(exit_code = code, "corral exiting");
+        code
+    }
+
+    /// Carries out actions (and the events they cause at once) until none
+    /// are left. Returns the exit code once the engine says to exit.
+    fn apply(&mut self, pending: &mut VecDeque<Action>) -> Option<i32> {
+        while let Some(action) = pending.pop_front() {
+            match action {
+                Action::Spawn { name, generation } => {
+                    let result = self.spawn_program(&name, generation, false);
+                    let ev = Event::Spawned {
+                        name,
+                        generation,
+                        result,
+                    };
+                    pending.extend(self.engine.handle(ev, Instant::now()));
+                }
+                Action::RunPreStart { name, generation } => {
+                    let result = self.spawn_program(&name, generation, true);
+                    let ev = Event::Spawned {
+                        name,
+                        generation,
+                        result,
+                    };
+                    pending.extend(self.engine.handle(ev, Instant::now()));
+                }
+                Action::StartCheck { name, generation } => self.start_check(name, generation),
+                Action::StopCheck { name } => {
+                    if let Some(task) = self.checks.remove(&name) {
+                        task.abort();
+                    }
+                }
+                Action::SignalGroup { pgid, signal } => {
+                    // ESRCH (the group is already gone) is the common, fine case.
+                    let _ = killpg(pgid, signal);
+                }
+                Action::Exit { code } => return Some(code),
+            }
+        }
+        None
+    }
+
+    fn spawn_program(
+        &mut self,
+        name: &str,
+        generation: u64,
+        pre_start: bool,
+    ) -> Result<nix::unistd::Pid, String> {
+        let cfg = self
+            .engine
+            .program(name)
+            .expect("known program")
+            .cfg
+            .clone();
+        let argv = if pre_start {
+            cfg.pre_start.as_deref().unwrap_or_default()
+        } else {
+            &cfg.command
+        };
+        let spec = SpawnSpec {
+            argv,
+            env: &cfg.env,
+            cwd: cfg.cwd.as_deref(),
+            user: cfg.user.as_deref(),
+            rlimits: &cfg.rlimits,
+            capture: true,
+        };
+        let started = spawn(&spec)?;
+        let matcher = match (&cfg.ready, pre_start) {
+            (Some(r), false) => match &r.kind {
+                ReadyKind::Log(regex) => Some(Arc::new(ReadyMatcher {
+                    regex: regex.clone(),
+                    name: name.to_string(),
+                    generation,
+                    matched: Arc::new(AtomicBool::new(false)),
+                    events: self.events_tx.clone(),
+                })),
+                _ => None,
+            },
+            _ => None,
+        };
+        let file = self.log_file(&cfg);
+        for (fd, stream) in [
+            (started.stdout, Stream::Stdout),
+            (started.stderr, Stream::Stderr),
+        ] {
+            let Some(fd) = fd else { continue };
+            let pump = Pump {
+                prefix: format!("[{name}] ").into_bytes(),
+                stream,
+                console: self.console.clone(),
+                file: file.clone(),
+                matcher: matcher.clone(),
+            };
+            tokio::spawn(pump.run(fd));
+        }
+        Ok(started.pid)
+    }
+
+    fn log_file(&mut self, cfg: &ProgramConfig) -> Option<Arc<Mutex<LogFile>>> {
+        let s = &self.config.supervisor;
+        let dir = s.log_dir.as_ref()?;
+        let file = self.log_files.entry(cfg.name.clone()).or_insert_with(|| {
+            let path = dir.join(format!("{}.log", cfg.name));
+            Arc::new(Mutex::new(LogFile::new(
+                path,
+                s.log_max_bytes,
+                s.log_backups,
+            )))
+        });
+        Some(file.clone())
+    }
+
+    fn start_check(&mut self, name: String, generation: u64) {
+        let cfg = self
+            .engine
+            .program(&name)
+            .expect("known program")
+            .cfg
+            .clone();
+        if matches!(cfg.ready.as_ref().map(|r| &r.kind), Some(ReadyKind::Log(_))) {
+            return; // the output pump reports it
+        }
+        let reaper = self.reaper.clone();
+        let events = self.events_tx.clone();
+        let n = name.clone();
+        let task = tokio::spawn(async move {
+            let event = match ready::wait_ready(cfg, reaper).await {
+                Ok(()) => Event::Ready {
+                    name: n,
+                    generation,
+                },
+                Err(reason) => Event::NotReady {
+                    name: n,
+                    generation,
+                    reason,
+                },
+            };
+            let _ = events.send(event);
+        });
+        if let Some(old) = self.checks.insert(name, task.abort_handle()) {
+            old.abort();
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,185 @@
+//! Starting a process the way an init must: its own process group, a clean
+//! signal state, the program's rlimits, and the program's user.
+//!
+//! Everything that can allocate or fail in a friendly way (user lookup, argv,
+//! env) happens in the parent; the `pre_exec` hook between fork and exec only
+//! makes async-signal-safe syscalls.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::unistd::{Gid, Pid, Uid, User};
+
+use crate::config::{RlimitResource, Rlimits};
+
+/// What to start.
+pub struct SpawnSpec<'a> {
+    pub argv: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: Option<&'a Path>,
+    pub user: Option<&'a str>,
+    pub rlimits: &'a Rlimits,
+    /// Pipe stdout/stderr back to corral (else they go to /dev/null).
+    pub capture: bool,
+}
+
+/// A started process: its pid (= its process group id) and output pipes.
+pub struct Started {
+    pub pid: Pid,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// The identity to switch to, resolved before fork.
+struct Identity {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<libc::gid_t>,
+    home: String,
+    name: String,
+}
+
+fn resolve_user(user: &str) -> Result<Identity, String> {
+    let found = match user.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(user),
+    };
+    let u = found
+        .map_err(|e| format!("cannot look up user {user:?}: {e}"))?
+        .ok_or_else(|| format!("no such user {user:?}"))?;
+    let cname = std::ffi::CString::new(u.name.clone()).map_err(|e| e.to_string())?;
+    let groups = nix::unistd::getgrouplist(&cname, u.gid)
+        .map_err(|e| format!("cannot list groups of {user:?}: {e}"))?
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
+    Ok(Identity {
+        uid: u.uid,
+        gid: u.gid,
+        groups,
+        home: u.dir.to_string_lossy().into_owned(),
+        name: u.name,
+    })
+}
+
+fn resource(r: RlimitResource) -> libc::__rlimit_resource_t {
+    use RlimitResource::*;
+    match r {
+        Nofile => libc::RLIMIT_NOFILE,
+        Nproc => libc::RLIMIT_NPROC,
+        Core => libc::RLIMIT_CORE,
+        Memlock => libc::RLIMIT_MEMLOCK,
+        Stack => libc::RLIMIT_STACK,
+        As => libc::RLIMIT_AS,
+        Fsize => libc::RLIMIT_FSIZE,
+        Cpu => libc::RLIMIT_CPU,
+        Data => libc::RLIMIT_DATA,
+        Rss => libc::RLIMIT_RSS,
+        Msgqueue => libc::RLIMIT_MSGQUEUE,
+        Nice => libc::RLIMIT_NICE,
+        Rtprio => libc::RLIMIT_RTPRIO,
+        Sigpending => libc::RLIMIT_SIGPENDING,
+    }
+}
+
+/// Starts `spec` in a new process group. The caller records the pid before
+/// the reaper can run again (both live on the runtime's one thread).
+pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Started, String> {
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| "empty command".to_string())?;
+    let identity = spec.user.map(resolve_user).transpose()?;
+
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).process_group(0);
+    if let Some(id) = &identity {
+        // What a login would set; the program's own `env` still wins below.
+        cmd.env("HOME", &id.home)
+            .env("USER", &id.name)
+            .env("LOGNAME", &id.name);
+    }
+    cmd.envs(spec.env);
+    if let Some(cwd) = spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    if spec.capture {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+
+    let limits: Vec<(libc::__rlimit_resource_t, libc::rlimit)> = spec
+        .rlimits
+        .limits
+        .iter()
+        .map(|(r, (soft, hard))| {
+            (
+                resource(*r),
+                libc::rlimit {
+                    rlim_cur: *soft,
+                    rlim_max: *hard,
+                },
+            )
+        })
+        .collect();
+    let ident = identity
+        .as_ref()
+        .map(|id| (id.uid.as_raw(), id.gid.as_raw(), id.groups.clone()));
+
+    // SAFETY: the hook runs in the child between fork and exec and only makes
+    // async-signal-safe syscalls on data prepared above; it does not allocate.
+    unsafe {
+        cmd.pre_exec(move || {
+            reset_signals();
+            for (res, lim) in &limits {
+                if libc::setrlimit(*res, lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some((uid, gid, groups)) = &ident {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(*gid) != 0
+                    || libc::setuid(*uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+
+    let mut child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let stdout = child.stdout.take().map(OwnedFd::from);
+    let stderr = child.stderr.take().map(OwnedFd::from);
+    // Dropping a std Child neither waits nor kills: the reaper owns its status.
+    drop(child);
+    Ok(Started {
+        pid,
+        stdout,
+        stderr,
+    })
+}
+
+/// Default dispositions and an empty mask, so nothing corral (or tokio) set
+/// up leaks into the program: ignored signals would survive exec.
+///
+/// Safety: only called in a freshly forked child, before exec.
+unsafe fn reset_signals() {
+    // SAFETY: sigaction/sigprocmask with valid, zeroed structures; failures
+    // (SIGKILL, SIGSTOP, glibc's reserved signals) are harmless and ignored.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..=64 {
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
