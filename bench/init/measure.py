@@ -115,13 +115,14 @@ def status_fields(pid):
 
 
 def memory_kib(pid):
-    """(VmRSS, Pss) of one process, in KiB."""
-    rss = int(status_fields(pid)["VmRSS"].split()[0])
-    pss = None
+    """VmRSS, its anonymous and file-backed parts, and Pss of one process, in KiB."""
+    st = status_fields(pid)
+    mem = {key: int(st[field].split()[0]) for key, field in
+           (("rss_kib", "VmRSS"), ("anon_kib", "RssAnon"), ("file_kib", "RssFile"))}
     for line in read(f"/proc/{pid}/smaps_rollup").splitlines():
         if line.startswith("Pss:"):
-            pss = int(line.split()[1])
-    return rss, pss
+            mem["pss_kib"] = int(line.split()[1])
+    return mem
 
 
 def cpu_counters(pid):
@@ -363,16 +364,17 @@ def idle_and_restart(sup, testprog, idle_s, repeats):
         # Let the supervisor finish start-up bookkeeping (supervisord moves its
         # programs to RUNNING after startsecs=1) before the idle window opens.
         time.sleep(SETTLE_AFTER_RESTART_S)
-        rss, pss = memory_kib(pid)
+        mem_before = memory_kib(pid)
         cpu0, ns0, sw0 = cpu_counters(pid)
         time.sleep(idle_s)  # the measurement window itself
         cpu1, ns1, sw1 = cpu_counters(pid)
-        rss_after, pss_after = memory_kib(pid)
-        idle = {
-            "rss_kib": max(rss, rss_after), "pss_kib": max(pss, pss_after),
+        mem_after = memory_kib(pid)
+        # Report the reading with the larger RSS: growth while idle must show.
+        idle = max(mem_before, mem_after, key=lambda m: m["rss_kib"])
+        idle.update({
             "cpu_s": cpu1 - cpu0, "cpu_ns": ns1 - ns0, "switches": sw1 - sw0,
             "threads": len(os.listdir(f"/proc/{pid}/task")),
-        }
+        })
         log(f"{sup.name} idle: {idle}")
 
         # Restart latency on the first program: SIGKILL -> accepting again.
@@ -474,14 +476,17 @@ def render(results, args):
     rows = [
         ("idle RSS (VmRSS) of the supervisor, 5 programs", "< 4 MiB",
          cell(c, lambda r: mib(r["idle"]["rss_kib"])), cell(s, lambda r: mib(r["idle"]["rss_kib"]))),
+        ("… of which anonymous / file-backed", "",
+         cell(c, lambda r: f'{mib(r["idle"]["anon_kib"])} / {mib(r["idle"]["file_kib"])}'),
+         cell(s, lambda r: f'{mib(r["idle"]["anon_kib"])} / {mib(r["idle"]["file_kib"])}')),
         ("idle PSS (smaps_rollup)", "",
          cell(c, lambda r: mib(r["idle"]["pss_kib"])), cell(s, lambda r: mib(r["idle"]["pss_kib"]))),
-        (f"idle CPU over {args.idle_seconds} s (utime+stime)", "0",
+        (f"idle CPU over {args.idle_seconds:g} s (utime+stime)", "0",
          cell(c, lambda r: f'{r["idle"]["cpu_s"]:.2f} s'), cell(s, lambda r: f'{r["idle"]["cpu_s"]:.2f} s')),
-        (f"idle CPU over {args.idle_seconds} s (schedstat)", "0",
+        (f"idle CPU over {args.idle_seconds:g} s (schedstat)", "0",
          cell(c, lambda r: f'{r["idle"]["cpu_ns"] / 1e6:.2f} ms'),
          cell(s, lambda r: f'{r["idle"]["cpu_ns"] / 1e6:.2f} ms')),
-        (f"idle wakeups over {args.idle_seconds} s (context switches, all threads)", "0",
+        (f"idle wakeups over {args.idle_seconds:g} s (context switches, all threads)", "0",
          cell(c, lambda r: str(r["idle"]["switches"])), cell(s, lambda r: str(r["idle"]["switches"]))),
         ("threads", "",
          cell(c, lambda r: str(r["idle"]["threads"])), cell(s, lambda r: str(r["idle"]["threads"]))),
@@ -519,10 +524,12 @@ def render(results, args):
         "How each figure is made (bench/init/measure.py):",
         "",
         "- **idle**: 5 programs `corral-testprog listen 127.0.0.1:PORT wait`, all accepting, "
-        f"then {SETTLE_AFTER_RESTART_S:.0f} s to settle and a {args.idle_seconds} s window. "
+        f"then {SETTLE_AFTER_RESTART_S:.0f} s to settle and a {args.idle_seconds:g} s window. "
         "RSS is VmRSS of the supervisor process alone (not its programs; for corral not the "
-        "`unshare` parent), PSS from /proc/PID/smaps_rollup; the larger of the readings before "
-        "and after the window. CPU is utime+stime of /proc/PID/stat (10 ms ticks) and the "
+        "`unshare` parent), split into RssAnon and RssFile (file-backed: the binary's and "
+        "libraries' pages, shareable), PSS from /proc/PID/smaps_rollup; the reading with the "
+        "larger RSS of the ones before and after the window. CPU is utime+stime of "
+        "/proc/PID/stat (10 ms ticks) and the "
         "nanosecond run time of /proc/PID/task/*/schedstat; wakeups are voluntary + "
         "nonvoluntary context switches summed over the process's threads.",
         "- **restart**: on the same set, SIGKILL to the first program's pid, wait on a pidfd "

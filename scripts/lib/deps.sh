@@ -51,7 +51,11 @@ ensure_apt() {
 }
 
 # ensure_rust: the toolchain is part of the machine (rustup), never fetched here.
+# Also sets LOCKED, to pass to cargo: --locked when the repo has a Cargo.lock, so
+# builds use exactly the committed versions and a stale lock file fails loudly.
 ensure_rust() {
+    LOCKED=()
+    [[ -f Cargo.lock ]] && LOCKED=(--locked)
     # rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
     if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
         PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

@@ -27,7 +27,7 @@ use crate::engine::Event;
 /// A line longer than this is cut into pieces of this size.
 pub const MAX_LINE: usize = 16 * 1024;
 /// Lines waiting for the console writer; past this they are dropped.
-const CONSOLE_QUEUE: usize = 4096;
+const CONSOLE_QUEUE: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -179,7 +179,7 @@ impl Pump {
         let Ok(mut rx) = pipe::Receiver::from_owned_fd(fd) else {
             return;
         };
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 8 * 1024];
         let mut partial: Vec<u8> = Vec::new();
         loop {
             let n = match rx.read(&mut buf).await {

@@ -137,7 +137,11 @@ impl Supervisor {
                 .shutdown_timeout
                 .min(std::time::Duration::from_secs(5));
         pid1::sweep(&self.reaper, &mut sigchld, bound).await;
-        tracing::info!(exit_code = code, "corral exiting");
+        tracing::info!(
+            exit_code = code,
+            reaped = self.reaper.reaped_total(),
+            "corral exiting"
+        );
         code
     }
 
