@@ -1,0 +1,157 @@
+//! The level-triggered half of the engine: after every event, compare the
+//! whole state with what should be and act. Who must be down (not wanted,
+//! shutting down, or something it binds to is gone), who may start (wanted,
+//! requirements ready), which deadlines have come.
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::{Action, Engine, Phase};
+
+impl Engine {
+    /// Must this program be down now? When it is not wanted, when corral is
+    /// shutting down, or when something it binds to is not up (or going down).
+    pub(super) fn must_stop(&self, name: &str) -> bool {
+        let p = &self.programs[name];
+        if self.shutdown.is_some() || !p.want {
+            return true;
+        }
+        p.cfg
+            .binds_to
+            .iter()
+            .any(|t| !self.programs[t].phase.is_ready() || self.must_stop(t))
+    }
+
+    /// Everything this program needs is ready and staying up.
+    fn requirements_ready(&self, name: &str) -> bool {
+        self.programs[name]
+            .cfg
+            .requires()
+            .all(|d| self.programs[d].phase.is_ready() && !self.must_stop(d))
+    }
+
+    /// Level-triggered: compare the whole state with what should be and act.
+    pub fn reconcile(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        self.expire_deadlines(now, actions);
+        let names: Vec<String> = self.programs.keys().cloned().collect();
+        // Stops first, dependents before what they depend on.
+        for name in &names {
+            let p = &self.programs[name];
+            let stoppable = matches!(
+                p.phase,
+                Phase::PreStart { .. } | Phase::Starting { .. } | Phase::Running { .. }
+            );
+            if !stoppable || !self.must_stop(name) {
+                continue;
+            }
+            let dependents_down = self.dependents[name]
+                .iter()
+                .all(|d| !self.programs[d].phase.is_live() || !self.must_stop(d));
+            if dependents_down {
+                self.begin_stop(name, now, actions);
+            }
+        }
+        for name in &names {
+            let p = &self.programs[name];
+            let due = match p.phase {
+                Phase::Stopped => true,
+                Phase::Backoff { until } => until <= now,
+                _ => false,
+            };
+            if due && !self.must_stop(name) && self.requirements_ready(name) {
+                self.begin_start(name, actions);
+            }
+        }
+        if let Some(s) = &mut self.shutdown {
+            let live = self.programs.values().any(|p| p.phase.is_live());
+            if !live && !s.exit_sent {
+                s.exit_sent = true;
+                tracing::info!(exit_code = s.code, "all programs stopped");
+                actions.push(Action::Exit { code: s.code });
+            }
+        }
+    }
+
+    /// Deadlines that have come: backoffs end (handled by the start pass),
+    /// readiness times out, grace periods end, the shutdown bound passes.
+    fn expire_deadlines(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let mut failed = Vec::new();
+        for (name, p) in self.programs.iter_mut() {
+            match &mut p.phase {
+                Phase::Stopping {
+                    pid,
+                    kill_at,
+                    killed,
+                    ..
+                } if !*killed && *kill_at <= now => {
+                    tracing::warn!(program = %name, "did not stop in time: SIGKILL");
+                    *killed = true;
+                    actions.push(Action::SignalGroup {
+                        pgid: *pid,
+                        signal: Signal::SIGKILL,
+                    });
+                }
+                Phase::Starting {
+                    deadline: Some(d), ..
+                } if *d <= now => {
+                    let what = match &p.cfg.ready {
+                        Some(r) => {
+                            format!("not ready within {}", humantime::format_duration(r.timeout))
+                        }
+                        None => "did not complete in time".to_string(),
+                    };
+                    failed.push((name.clone(), what));
+                }
+                Phase::PreStart { deadline, .. } if *deadline <= now => {
+                    failed.push((name.clone(), "pre_start did not finish in time".into()));
+                }
+                _ => {}
+            }
+        }
+        for (name, reason) in failed {
+            self.fail_start(&name, reason, now, actions);
+        }
+        if let Some(s) = &mut self.shutdown {
+            if !s.killed_all && s.deadline <= now {
+                tracing::warn!("shutdown_timeout passed: killing what is left");
+                s.killed_all = true;
+                self.kill_all(now, actions);
+            }
+        }
+    }
+
+    fn begin_start(&mut self, name: &str, actions: &mut Vec<Action>) {
+        let p = self.programs.get_mut(name).expect("program exists");
+        p.generation += 1;
+        let pre_start = p.cfg.pre_start.is_some();
+        p.phase = Phase::Spawning { pre_start };
+        let (name, generation) = (name.to_string(), p.generation);
+        actions.push(if pre_start {
+            Action::RunPreStart { name, generation }
+        } else {
+            Action::Spawn { name, generation }
+        });
+    }
+
+    fn begin_stop(&mut self, name: &str, now: Instant, actions: &mut Vec<Action>) {
+        let p = self.programs.get_mut(name).expect("program exists");
+        let Some(pid) = p.phase.live_pid() else {
+            return;
+        };
+        tracing::info!(program = %name, pid = pid.as_raw(), signal = %p.cfg.stop_signal, "stopping");
+        p.phase = Phase::Stopping {
+            pid,
+            kill_at: now + p.cfg.stop_timeout,
+            killed: false,
+            failed_start: None,
+        };
+        actions.push(Action::SignalGroup {
+            pgid: pid,
+            signal: p.cfg.stop_signal,
+        });
+        actions.push(Action::StopCheck {
+            name: name.to_string(),
+        });
+    }
+}
