@@ -25,9 +25,23 @@ depends_on = ["b"]
 restart = "never"
 critical = true
 "#,
-        a = tp(&["on-term", &stops, "stop a", "touch", &s.p("a-ready"), "wait"]),
+        a = tp(&[
+            "on-term",
+            &stops,
+            "stop a",
+            "touch",
+            &s.p("a-ready"),
+            "wait"
+        ]),
         a_ready = q(&s.p("a-ready")),
-        b = tp(&["on-term", &stops, "stop b", "touch", &s.p("b-ready"), "wait"]),
+        b = tp(&[
+            "on-term",
+            &stops,
+            "stop b",
+            "touch",
+            &s.p("b-ready"),
+            "wait"
+        ]),
         b_ready = q(&s.p("b-ready")),
         crit = tp(crit_steps),
     )
@@ -52,7 +66,11 @@ fn critical_killed_by_signal_gives_128_plus_signal() {
     let mut c = s.start(&config(&s, &["kill", "9"]));
     assert_eq!(c.wait_exit(TIMEOUT), 137);
     assert_eq!(lines(&s.path("stops")), ["stop b", "stop a"]);
-    c.wait_message("critical program crit ended (killed by SIGKILL)", None, TIMEOUT);
+    c.wait_message(
+        "critical program crit ended (killed by SIGKILL)",
+        None,
+        TIMEOUT,
+    );
 }
 
 /// A critical program that exits but is restarted is not "ended for good".

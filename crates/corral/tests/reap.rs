@@ -16,7 +16,9 @@ fn orphan_maker(s: &Scratch) -> String {
 fn pid1_reaps_orphans() {
     let s = Scratch::new();
     let mut c = s.start(&orphan_maker(&s));
-    wait_until("1000 orphans to be made", TIMEOUT, || s.path("done").exists());
+    wait_until("1000 orphans to be made", TIMEOUT, || {
+        s.path("done").exists()
+    });
     wait_until("no zombies in the namespace", TIMEOUT, || {
         c.zombies().is_empty()
     });
@@ -46,10 +48,21 @@ fn subreaper_adopts_and_reaps_orphans() {
         ..Options::default()
     };
     let mut c = s.start_with(&cfg, opts);
-    wait_until("1000 orphans to be made", TIMEOUT, || s.path("done").exists());
-    let orphan: i32 = read(&s.path("orphan-pid")).trim().parse().expect("orphan pid");
-    assert_eq!(ppid(orphan), Some(c.pid), "the orphan was not adopted by corral");
-    wait_until("no zombies under corral", TIMEOUT, || c.zombies().is_empty());
+    wait_until("1000 orphans to be made", TIMEOUT, || {
+        s.path("done").exists()
+    });
+    let orphan: i32 = read(&s.path("orphan-pid"))
+        .trim()
+        .parse()
+        .expect("orphan pid");
+    assert_eq!(
+        ppid(orphan),
+        Some(c.pid),
+        "the orphan was not adopted by corral"
+    );
+    wait_until("no zombies under corral", TIMEOUT, || {
+        c.zombies().is_empty()
+    });
     assert!(alive(c.pid_of("parent")));
 
     c.term();

@@ -168,5 +168,8 @@ stop_timeout = "60s"
     let begin = c.wait_message("shutting down", None, TIMEOUT);
     let bound = c.wait_message("shutdown_timeout passed", None, TIMEOUT);
     let took = ev_time(&bound) - ev_time(&begin);
-    assert!((0.99..5.0).contains(&took), "shutdown_timeout after {took}s");
+    assert!(
+        (0.99..5.0).contains(&took),
+        "shutdown_timeout after {took}s"
+    );
 }

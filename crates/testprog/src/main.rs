@@ -121,7 +121,12 @@ fn main() {
                 let text = format!("{}\n", arg(&mut args, "on-term")).into_bytes();
                 ON_TERM.store(Box::into_raw(Box::new((path, text))), Ordering::SeqCst);
                 // SAFETY: on_term only calls async-signal-safe functions.
-                unsafe { libc::signal(libc::SIGTERM, on_term as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+                unsafe {
+                    libc::signal(
+                        libc::SIGTERM,
+                        on_term as extern "C" fn(libc::c_int) as libc::sighandler_t,
+                    )
+                };
             }
             "children" => {
                 let n: u32 = arg(&mut args, "children")

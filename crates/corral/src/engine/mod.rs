@@ -120,6 +120,11 @@ impl Engine {
         self.shutdown.is_some()
     }
 
+    /// When whatever is still alive gets SIGKILL, if shutting down.
+    pub fn shutdown_deadline(&self) -> Option<Instant> {
+        self.shutdown.as_ref().map(|s| s.deadline)
+    }
+
     /// Which program a pid belongs to (as its main process or its pre_start).
     pub fn owner_of(&self, pid: Pid) -> Option<&str> {
         self.programs

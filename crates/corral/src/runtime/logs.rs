@@ -4,18 +4,19 @@
 //! Two things must never happen: a noisy program blocking the supervisor,
 //! and a program that never writes a newline growing corral's memory. So a
 //! pump reads each pipe as fast as the program writes, a partial line is cut
-//! at [`MAX_LINE`], and the console gets lines through a bounded queue to one
-//! writer thread: if the console (the container runtime's log reader) falls
-//! behind, lines for the console are dropped and counted, never queued without
-//! bound, while the log file still gets every byte.
+//! at [`MAX_LINE`], and the console gets lines through a queue bounded in
+//! bytes to one writer thread: if the console (the container runtime's log
+//! reader) falls behind, lines for the console are dropped and counted, never
+//! queued without bound, while the log file still gets every byte.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use regex::Regex;
 use tokio::io::AsyncReadExt;
@@ -26,8 +27,11 @@ use crate::engine::Event;
 
 /// A line longer than this is cut into pieces of this size.
 pub const MAX_LINE: usize = 16 * 1024;
-/// Lines waiting for the console writer; past this they are dropped.
-const CONSOLE_QUEUE: usize = 1024;
+/// Bytes of program output waiting for the console writer; past this, lines
+/// for the console are dropped (the log files still get them).
+const CONSOLE_QUEUE_BYTES: usize = 1024 * 1024;
+/// How long [`Console::flush`] waits for the writer at exit.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -35,23 +39,40 @@ pub enum Stream {
     Stderr,
 }
 
+enum Msg {
+    Line(Stream, Vec<u8>),
+    /// Everything sent before has been written: say so.
+    Flush(SyncSender<()>),
+}
+
 /// The console side: one thread that owns corral's stdout and stderr.
 pub struct Console {
-    tx: SyncSender<(Stream, Vec<u8>)>,
+    tx: SyncSender<Msg>,
+    /// Bytes queued and not yet written; bounds memory by bytes, not lines.
+    queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Console {
     pub fn start() -> Arc<Console> {
-        let (tx, rx) = sync_channel::<(Stream, Vec<u8>)>(CONSOLE_QUEUE);
+        // The byte bound is the real limit; the line bound only sizes the channel.
+        let (tx, rx) = sync_channel::<Msg>(4096);
         let dropped = Arc::new(AtomicU64::new(0));
-        let seen = dropped.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (seen, pending) = (dropped.clone(), queued.clone());
         std::thread::Builder::new()
             .name("console".into())
             .stack_size(64 * 1024)
             .spawn(move || {
                 let mut reported = 0;
-                for (stream, line) in rx {
+                for msg in rx {
+                    let (stream, line) = match msg {
+                        Msg::Line(stream, line) => (stream, line),
+                        Msg::Flush(ack) => {
+                            let _ = ack.send(());
+                            continue;
+                        }
+                    };
                     let now = seen.load(Ordering::Relaxed);
                     let note = (now != reported).then(|| {
                         let n = now - reported;
@@ -62,18 +83,36 @@ impl Console {
                         Stream::Stdout => write_all(std::io::stdout().lock(), note, &line),
                         Stream::Stderr => write_all(std::io::stderr().lock(), note, &line),
                     };
+                    pending.fetch_sub(line.len(), Ordering::Relaxed);
                 }
             })
             .expect("spawn console thread");
-        Arc::new(Console { tx, dropped })
+        Arc::new(Console {
+            tx,
+            queued,
+            dropped,
+        })
     }
 
     fn send(&self, stream: Stream, line: Vec<u8>) {
-        match self.tx.try_send((stream, line)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let len = line.len();
+        if self.queued.fetch_add(len, Ordering::Relaxed) + len > CONSOLE_QUEUE_BYTES {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.tx.try_send(Msg::Line(stream, line)).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits (boundedly) until every line queued so far is written: called
+    /// before corral exits, so a dying program's last words reach the log.
+    pub fn flush(&self) {
+        let (ack_tx, ack_rx) = sync_channel(1);
+        if self.tx.try_send(Msg::Flush(ack_tx)).is_ok() {
+            let _ = ack_rx.recv_timeout(FLUSH_TIMEOUT);
         }
     }
 }

@@ -16,18 +16,26 @@ mod spawn;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::killpg;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::config::{Config, ProgramConfig, ReadyKind};
 use crate::engine::{Action, Engine, Event};
 use logs::{Console, LogFile, Pump, ReadyMatcher, Stream};
 use reaper::Reaper;
 use spawn::{spawn, SpawnSpec};
+
+/// After the programs are down, leftovers in the namespace get at least this
+/// long after SIGTERM before SIGKILL, even if `shutdown_timeout` is used up…
+const LEFTOVER_GRACE_MIN: Duration = Duration::from_millis(500);
+/// …and at most this long.
+const LEFTOVER_GRACE_MAX: Duration = Duration::from_secs(5);
+/// Bound on reading programs' last output at exit.
+const PUMP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the supervisor until it shuts down; returns corral's exit code.
 pub fn run(config: Config) -> i32 {
@@ -56,6 +64,8 @@ struct Supervisor {
     checks: HashMap<String, AbortHandle>,
     /// Log files stay open across restarts of their program.
     log_files: HashMap<String, Arc<Mutex<LogFile>>>,
+    /// Output pumps still reading; drained before corral exits.
+    pumps: JoinSet<()>,
 }
 
 impl Supervisor {
@@ -70,6 +80,7 @@ impl Supervisor {
             events_rx,
             checks: HashMap::new(),
             log_files: HashMap::new(),
+            pumps: JoinSet::new(),
         }
     }
 
@@ -130,18 +141,24 @@ impl Supervisor {
             pending.extend(self.engine.handle(event, Instant::now()));
         };
 
-        let bound = Instant::now()
-            + self
-                .config
-                .supervisor
-                .shutdown_timeout
-                .min(std::time::Duration::from_secs(5));
+        let bound = self
+            .engine
+            .shutdown_deadline()
+            .unwrap_or_else(Instant::now)
+            .max(Instant::now() + LEFTOVER_GRACE_MIN)
+            .min(Instant::now() + LEFTOVER_GRACE_MAX);
         pid1::sweep(&self.reaper, &mut sigchld, bound).await;
+        // Everything is dead, so every pipe is at EOF or about to be: let the
+        // pumps read the last lines (a critical program's dying words) and
+        // the console write them before the process ends.
+        let drain = async { while self.pumps.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(PUMP_DRAIN_TIMEOUT, drain).await;
         tracing::info!(
             exit_code = code,
             reaped = self.reaper.reaped_total(),
             "corral exiting"
         );
+        self.console.flush();
         code
     }
 
@@ -210,6 +227,8 @@ impl Supervisor {
             capture: true,
         };
         let started = spawn(&spec)?;
+        // Forget pumps whose program is long gone.
+        while self.pumps.try_join_next().is_some() {}
         let matcher = match (&cfg.ready, pre_start) {
             (Some(r), false) => match &r.kind {
                 ReadyKind::Log(regex) => Some(Arc::new(ReadyMatcher {
@@ -236,7 +255,7 @@ impl Supervisor {
                 file: file.clone(),
                 matcher: matcher.clone(),
             };
-            tokio::spawn(pump.run(fd));
+            self.pumps.spawn(pump.run(fd));
         }
         Ok(started.pid)
     }

@@ -165,19 +165,38 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Started, String> {
     })
 }
 
-/// Default dispositions and an empty mask, so nothing corral (or tokio) set
-/// up leaks into the program: ignored signals would survive exec.
+/// Default dispositions and an empty mask, so nothing corral (or tokio, or
+/// whoever started corral) set up leaks into the program: ignored signals
+/// survive exec.
+///
+/// The raw `rt_sigaction` syscall, not libc's `sigaction`: glibc refuses to
+/// touch its reserved signals 32 and 33, yet an ignored 32 inherited from
+/// corral's parent would otherwise reach every program.
 ///
 /// Safety: only called in a freshly forked child, before exec.
 unsafe fn reset_signals() {
-    // SAFETY: sigaction/sigprocmask with valid, zeroed structures; failures
-    // (SIGKILL, SIGSTOP, glibc's reserved signals) are harmless and ignored.
-    unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        for sig in 1..=64 {
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+    // The kernel's `struct sigaction`: handler, flags, restorer (x86) and an
+    // 8-byte mask. All zero = SIG_DFL with no flags and an empty mask; on
+    // architectures without the restorer field the trailing zeros are unread.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
         }
+        // SAFETY: a valid pointer to a zeroed kernel sigaction; EINVAL for
+        // signals the kernel does not have is harmless and ignored.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: sigprocmask with a valid, emptied set.
+    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

@@ -165,9 +165,10 @@ pub struct Options {
     /// Read corral's stdout (true) or leave it in a pipe nobody reads, like a
     /// container runtime whose log reader has stalled (false).
     pub read_stdout: bool,
-    /// Start corral with SIGUSR1 ignored and SIGUSR2 blocked (inherited state
-    /// that must not leak into programs).
-    pub dirty_signals: bool,
+    /// Start corral with exactly these signals ignored and blocked (all
+    /// others at their default disposition), instead of whatever the test
+    /// process has: inherited state that must not leak into programs.
+    pub signals: Option<SignalState>,
 }
 
 impl Default for Options {
@@ -176,8 +177,71 @@ impl Default for Options {
             pid1: true,
             env: Vec::new(),
             read_stdout: true,
-            dirty_signals: false,
+            signals: None,
         }
+    }
+}
+
+/// Signal dispositions and mask to start corral with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignalState {
+    /// Signal numbers to ignore; glibc's reserved 32 and 33 included.
+    pub ignored: &'static [i32],
+    pub blocked: &'static [i32],
+}
+
+impl SignalState {
+    /// Sets every disposition with the raw syscall: glibc's `sigaction`
+    /// refuses to touch its reserved signals 32 and 33.
+    ///
+    /// # Safety
+    /// Only between fork and exec (changes the whole process's signal state).
+    unsafe fn apply(&self) {
+        /// The kernel's `struct sigaction` (x86_64, aarch64).
+        #[repr(C)]
+        struct KernelSigaction {
+            handler: usize,
+            flags: u64,
+            restorer: usize,
+            mask: u64,
+        }
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let handler = if self.ignored.contains(&sig) {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            let act = KernelSigaction {
+                handler,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            // SAFETY: a valid struct for rt_sigaction with an 8-byte sigset.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &act as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            };
+        }
+        let mask: u64 = self.blocked.iter().map(|s| 1u64 << (s - 1)).sum();
+        // SAFETY: rt_sigprocmask with an 8-byte sigset.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &mask as *const u64,
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
     }
 }
 
@@ -214,7 +278,7 @@ struct Shared {
 /// A running corral (and the `unshare` around it in PID-1 mode).
 pub struct Corral {
     child: Child,
-    /// Host pid of corral itself.
+    /// Host pid of corral itself (0 if it had already exited when looked for).
     pub pid: i32,
     pub pid1: bool,
     shared: Arc<Shared>,
@@ -254,15 +318,11 @@ impl Corral {
             cmd.stdout(Stdio::from(w));
             stalled = Some(r);
         }
-        if opts.dirty_signals {
-            // SAFETY: only async-signal-safe calls between fork and exec.
+        if let Some(state) = opts.signals {
+            // SAFETY: only async-signal-safe syscalls between fork and exec.
             unsafe {
-                cmd.pre_exec(|| {
-                    libc::signal(libc::SIGUSR1, libc::SIG_IGN);
-                    let mut set: libc::sigset_t = std::mem::zeroed();
-                    libc::sigemptyset(&mut set);
-                    libc::sigaddset(&mut set, libc::SIGUSR2);
-                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                cmd.pre_exec(move || {
+                    state.apply();
                     Ok(())
                 });
             }
@@ -295,7 +355,12 @@ impl Corral {
                 let kids = read(Path::new(&format!(
                     "/proc/{unshare}/task/{unshare}/children"
                 )));
-                kids.split_whitespace().next().and_then(|p| p.parse().ok())
+                match kids.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                    Some(pid) => Some(pid),
+                    // corral came and went already (a quick critical exit).
+                    None if state(unshare as i32) == Some('Z') => Some(0),
+                    None => None,
+                }
             });
         }
         me
@@ -479,7 +544,8 @@ impl Corral {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: plain kill(2).
+        assert!(self.pid > 0, "corral's pid is unknown (it exited at once)");
+        // SAFETY: plain kill(2) of a positive pid.
         unsafe { libc::kill(self.pid, sig) };
     }
 
@@ -547,9 +613,11 @@ impl Drop for Corral {
                 }
             }
             // PID 1 of the namespace: the kernel kills the rest of it.
-            // SAFETY: plain kill(2).
+            // SAFETY: plain kill(2) of positive pids / our child's group.
             unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
+                if self.pid > 0 {
+                    libc::kill(self.pid, libc::SIGKILL);
+                }
                 libc::kill(-(self.child.id() as i32), libc::SIGKILL);
             }
             let _ = self.child.wait();
@@ -711,8 +779,8 @@ pub fn rss_kib(pid: i32) -> Option<u64> {
 pub fn run_corral(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(corral_bin())
         .args(args)
-        .envs(env.iter().copied())
         .env_remove("CORRAL_CONFIG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run corral");
