@@ -23,7 +23,6 @@ import datetime
 import os
 import platform
 import select
-import shutil
 import signal
 import socket
 import statistics
@@ -211,7 +210,11 @@ class Supervisor:
         self.proc = None
 
     def launch(self, programs):
-        """programs: list of dicts name, argv, port, after (name or None), wrap."""
+        """Writes a config for `programs` and starts the supervisor; returns its Popen.
+
+        programs: dicts with name, argv, port, and optionally after (the name of the
+        program it depends on) and after_port (that program's port, for wrappers).
+        """
         raise NotImplementedError
 
     @property
@@ -253,7 +256,7 @@ class Corral(Supervisor):
 
     name = "corral"
 
-    def launch(self, programs, restart_backoff=True):
+    def launch(self, programs):
         path = os.path.join(self.workdir, "corral.toml")
         lines = [
             "[supervisor]",
@@ -269,9 +272,8 @@ class Corral(Supervisor):
                 lines.append(f'depends_on = ["{p["after"]}"]')
             lines.append(f'ready = {{ tcp = "127.0.0.1:{p["port"]}" }}')
             lines.append('restart = "always"')
-            if restart_backoff:
-                # reset_after small, so a program that was up >1 s restarts at once.
-                lines.append('backoff = { initial = "100ms", max = "2s", reset_after = "1s" }')
+            # reset_after small, so a program that was up >1 s restarts at once.
+            lines.append('backoff = { initial = "100ms", max = "2s", reset_after = "1s" }')
             lines.append("")
         with open(path, "w") as f:
             f.write("\n".join(lines))
@@ -310,7 +312,7 @@ class Supervisord(Supervisor):
 
     name = "supervisord"
 
-    def launch(self, programs, restart_backoff=True):
+    def launch(self, programs):
         d = self.workdir
         os.makedirs(f"{d}/childlog", exist_ok=True)
         # The seeds' shape: a control socket for supervisorctl, logs to files.
@@ -457,6 +459,16 @@ def version_of(cmd):
         return "unknown"
 
 
+def supervisord_python(path):
+    """The interpreter supervisord runs on: its #! line (Debian's /usr/bin/python3)."""
+    try:
+        with open(path) as f:
+            first = f.readline()
+    except OSError:
+        return "python3"
+    return first[2:].split()[0] if first.startswith("#!") else "python3"
+
+
 def fmt_ms(samples):
     return f"{statistics.median(samples):.1f} / {max(samples):.1f}"
 
@@ -482,7 +494,8 @@ def render(results, args):
         ("idle PSS (smaps_rollup)", "",
          cell(c, lambda r: mib(r["idle"]["pss_kib"])), cell(s, lambda r: mib(r["idle"]["pss_kib"]))),
         (f"idle CPU over {args.idle_seconds:g} s (utime+stime)", "0",
-         cell(c, lambda r: f'{r["idle"]["cpu_s"]:.2f} s'), cell(s, lambda r: f'{r["idle"]["cpu_s"]:.2f} s')),
+         cell(c, lambda r: f'{r["idle"]["cpu_s"] * 1000:.0f} ms'),
+         cell(s, lambda r: f'{r["idle"]["cpu_s"] * 1000:.0f} ms')),
         (f"idle CPU over {args.idle_seconds:g} s (schedstat)", "0",
          cell(c, lambda r: f'{r["idle"]["cpu_ns"] / 1e6:.2f} ms'),
          cell(s, lambda r: f'{r["idle"]["cpu_ns"] / 1e6:.2f} ms')),
@@ -499,6 +512,17 @@ def render(results, args):
          cell(c, lambda r: f'{(statistics.median(r["cold"]) / own_sum - 1) * 100:+.1f}%'),
          cell(s, lambda r: f'{(statistics.median(r["cold"]) / own_sum - 1) * 100:+.1f}%')),
     ]
+    # Whether corral met each goal, by row title; rows without a goal are left out.
+    if c:
+        met = {
+            rows[0][0]: c["idle"]["rss_kib"] < 4 * 1024,
+            rows[3][0]: c["idle"]["cpu_s"] == 0,
+            rows[4][0]: c["idle"]["cpu_ns"] == 0,
+            rows[5][0]: c["idle"]["switches"] == 0,
+            rows[8][0]: statistics.median(c["cold"]) <= own_sum * 1.1,
+        }
+        rows = [(a, b, f"{x} {'✅' if met[a] else '❌ goal missed'}" if a in met else x, y)
+                for a, b, x, y in rows]
     table = ["| measure | goal (corral) | corral | supervisord |", "|---|---|---|---|"]
     table += [f"| {a} | {b} | {x} | {y} |" for a, b, x, y in rows]
 
@@ -514,10 +538,11 @@ def render(results, args):
         f"- command: `{args.command}`",
         f"- date: {now}",
         f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
-        f"Linux {platform.release()}, {platform.machine()}",
+        f"Linux {platform.release()}, {platform.machine()}; load average at the start "
+        f"{args.load_at_start} (other work on the machine shows up as outliers)",
         f"- corral: {args.corral_version}",
-        f"- supervisord: {version_of([args.supervisord, '--version'])} "
-        f"({version_of([shutil.which('python3') or 'python3', '--version'])} runs this script)",
+        f"- supervisord: {version_of([args.supervisord, '--version'])} on "
+        f"{version_of([supervisord_python(args.supervisord), '--version'])}",
         "",
         *table,
         "",
@@ -593,6 +618,7 @@ def main():
     args.corral = os.path.abspath(args.corral)
     args.testprog = os.path.abspath(args.testprog)
 
+    args.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results = {}
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         log(f"own start times of the chain programs (run dir {tmp})")

@@ -54,8 +54,8 @@ ensure_apt() {
 # Also sets LOCKED, to pass to cargo: --locked when the repo has a Cargo.lock, so
 # builds use exactly the committed versions and a stale lock file fails loudly.
 ensure_rust() {
-    LOCKED=()
-    [[ -f Cargo.lock ]] && LOCKED=(--locked)
+    # shellcheck disable=SC2034  # LOCKED is used by the scripts that source this file
+    if [[ -f Cargo.lock ]]; then LOCKED=(--locked); else LOCKED=(); fi
     # rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
     if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
         PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

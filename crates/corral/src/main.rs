@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     };
     if args.check {
         println!("{}: ok", args.config.display());
-        print!("{}", config::start_order(&cfg));
+        println!("{}", config::start_order(&cfg));
         return ExitCode::SUCCESS;
     }
     logging::init();

@@ -305,7 +305,11 @@ impl Engine {
             _ => {
                 actions.push(Action::StopCheck { name: name.clone() });
                 let reason = format!("exited: {status}");
-                tracing::warn!(program = %name, pid = pid.as_raw(), %status, "exited");
+                if status.success() {
+                    tracing::info!(program = %name, pid = pid.as_raw(), %status, "exited");
+                } else {
+                    tracing::warn!(program = %name, pid = pid.as_raw(), %status, "exited");
+                }
                 self.after_exit(&name, status, reason, now, actions);
             }
         }
