@@ -228,6 +228,11 @@ impl PartialEq for ReadyKind {
     }
 }
 
+/// Parses a signal the way config does: `TERM`, `SIGTERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> Result<Signal, String> {
+    values::signal(s)
+}
+
 /// Reads, expands and validates the file at `path`, with the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -14,6 +14,7 @@
 
 mod program;
 mod reconcile;
+mod requests;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 pub use program::{ExitStatus, Phase, Program};
+pub use requests::ReloadSummary;
 
 use crate::config::Config;
 
@@ -49,6 +51,12 @@ pub enum Event {
     },
     /// SIGTERM/SIGINT or `corralctl shutdown`. A second one forces it.
     Shutdown,
+    /// `corralctl start`: these and what they need.
+    Start(Vec<String>),
+    /// `corralctl stop`: these, after what needs them.
+    Stop(Vec<String>),
+    /// `corralctl restart`: these, with what binds to them.
+    Restart(Vec<String>),
     /// Time passed; deadlines may be due.
     Tick,
 }
@@ -165,10 +173,28 @@ impl Engine {
                 }
             }
             Event::Shutdown => self.request_shutdown(0, "shutdown requested", now, &mut actions),
+            // Names were checked by the caller; requests change what is
+            // wanted, and reconcile below does the rest in order.
+            Event::Start(names) if self.shutdown.is_none() => self.start(&names),
+            Event::Stop(names) => self.stop(&names),
+            Event::Restart(names) if self.shutdown.is_none() => self.restart(&names),
+            Event::Start(_) | Event::Restart(_) => {}
             Event::Tick => {}
         }
         self.reconcile(now, &mut actions);
         actions
+    }
+
+    /// Applies a new config (already validated) and acts on the differences.
+    pub fn reload(&mut self, config: &Config, now: Instant) -> (ReloadSummary, Vec<Action>) {
+        let summary = requests::ReloadSummary::default();
+        if self.shutdown.is_some() {
+            return (summary, Vec::new());
+        }
+        let summary = self.apply_reload(config);
+        let mut actions = Vec::new();
+        self.reconcile(now, &mut actions);
+        (summary, actions)
     }
 
     /// The earliest time at which [`Event::Tick`] has something to do, if any.

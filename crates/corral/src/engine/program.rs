@@ -128,6 +128,12 @@ pub struct Program {
     pub cfg: Arc<ProgramConfig>,
     /// Should it be running? Set by autostart, `start`; cleared by `stop` and shutdown.
     pub want: bool,
+    /// A restart was asked for: stop (with what binds to it), then start.
+    pub restart_pending: bool,
+    /// A reload changed the config: it applies once the program is down.
+    pub next_cfg: Option<Arc<ProgramConfig>>,
+    /// A reload removed it: it goes away once it is down.
+    pub removing: bool,
     pub phase: Phase,
     /// Incremented on every start attempt, so results from an earlier attempt
     /// (a late readiness report, say) are recognised and ignored.
@@ -151,6 +157,9 @@ impl Program {
     pub fn new(cfg: Arc<ProgramConfig>) -> Program {
         Program {
             want: cfg.autostart,
+            restart_pending: false,
+            next_cfg: None,
+            removing: false,
             cfg,
             phase: Phase::Stopped,
             generation: 0,

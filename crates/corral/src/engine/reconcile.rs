@@ -11,16 +11,22 @@ use super::{Action, Engine, Phase};
 
 impl Engine {
     /// Must this program be down now? When it is not wanted, when corral is
-    /// shutting down, or when something it binds to is not up (or going down).
+    /// shutting down, when a restart of it was asked for, or when something it
+    /// binds to is not up (or going down). A name that is gone (removed by a
+    /// reload) counts as not up.
     pub(super) fn must_stop(&self, name: &str) -> bool {
-        let p = &self.programs[name];
-        if self.shutdown.is_some() || !p.want {
+        let Some(p) = self.programs.get(name) else {
+            return true;
+        };
+        if self.shutdown.is_some() || !p.want || p.restart_pending {
             return true;
         }
-        p.cfg
-            .binds_to
-            .iter()
-            .any(|t| !self.programs[t].phase.is_ready() || self.must_stop(t))
+        p.cfg.binds_to.iter().any(|t| !self.up_and_staying(t))
+    }
+
+    /// Ready, and not about to go down.
+    fn up_and_staying(&self, name: &str) -> bool {
+        self.programs.get(name).is_some_and(|p| p.phase.is_ready()) && !self.must_stop(name)
     }
 
     /// Everything this program needs is ready and staying up.
@@ -28,12 +34,13 @@ impl Engine {
         self.programs[name]
             .cfg
             .requires()
-            .all(|d| self.programs[d].phase.is_ready() && !self.must_stop(d))
+            .all(|d| self.up_and_staying(d))
     }
 
     /// Level-triggered: compare the whole state with what should be and act.
     pub fn reconcile(&mut self, now: Instant, actions: &mut Vec<Action>) {
         self.expire_deadlines(now, actions);
+        self.settle_down_programs();
         let names: Vec<String> = self.programs.keys().cloned().collect();
         // Stops first, dependents before what they depend on.
         for name in &names {
@@ -45,9 +52,11 @@ impl Engine {
             if !stoppable || !self.must_stop(name) {
                 continue;
             }
-            let dependents_down = self.dependents[name]
-                .iter()
-                .all(|d| !self.programs[d].phase.is_live() || !self.must_stop(d));
+            let dependents_down = self.dependents.get(name).into_iter().flatten().all(|d| {
+                self.programs
+                    .get(d)
+                    .is_none_or(|p| !p.phase.is_live() || !self.must_stop(d))
+            });
             if dependents_down {
                 self.begin_stop(name, now, actions);
             }
@@ -70,6 +79,32 @@ impl Engine {
                 tracing::info!(exit_code = s.code, "all programs stopped");
                 actions.push(Action::Exit { code: s.code });
             }
+        }
+    }
+
+    /// Programs that are down can take what was waiting for that: a restart
+    /// asked for is half done, a config changed by a reload takes effect, a
+    /// program removed by a reload goes away.
+    fn settle_down_programs(&mut self) {
+        let mut graph_changed = false;
+        self.programs.retain(|name, p| {
+            if p.phase.is_live() {
+                return true;
+            }
+            p.restart_pending = false;
+            if let Some(cfg) = p.next_cfg.take() {
+                tracing::info!(program = %name, "new config in effect");
+                p.cfg = cfg;
+                graph_changed = true;
+            }
+            if p.removing {
+                tracing::info!(program = %name, "removed");
+                graph_changed = true;
+            }
+            !p.removing
+        });
+        if graph_changed {
+            self.dependents = super::dependents_of(&self.programs);
         }
     }
 

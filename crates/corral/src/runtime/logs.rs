@@ -204,6 +204,7 @@ pub struct ReadyMatcher {
 
 /// Everything one pump needs.
 pub struct Pump {
+    pub output: Arc<super::output::Output>,
     pub prefix: Vec<u8>,
     pub stream: Stream,
     pub console: Arc<Console>,
@@ -252,6 +253,7 @@ impl Pump {
             raw.push(b'\n');
             f.write(&raw);
         }
+        self.output.push(line);
         let mut out = Vec::with_capacity(self.prefix.len() + line.len() + 1);
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(line);

@@ -7,10 +7,15 @@
 //! the loop has no timer armed and sleeps until a signal or a report comes:
 //! an idle corral does not wake up.
 
+mod commands;
+mod control;
+mod http;
 mod logs;
+mod output;
 mod pid1;
 mod ready;
 mod reaper;
+mod snapshot;
 mod spawn;
 
 use std::collections::{HashMap, VecDeque};
@@ -20,13 +25,18 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::killpg;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
+
+use corral_proto::Response;
 
 use crate::config::{Config, ProgramConfig, ReadyKind};
 use crate::engine::{Action, Engine, Event};
+use control::{Command, Shared};
 use logs::{Console, LogFile, Pump, ReadyMatcher, Stream};
+use output::Outputs;
 use reaper::Reaper;
+use snapshot::Snapshot;
 use spawn::{spawn, SpawnSpec};
 
 /// After the programs are down, leftovers in the namespace get at least this
@@ -66,12 +76,27 @@ struct Supervisor {
     log_files: HashMap<String, Arc<Mutex<LogFile>>>,
     /// Output pumps still reading; drained before corral exits.
     pumps: JoinSet<()>,
+    /// Recent output per program, for `tail`.
+    outputs: Outputs,
+    /// The state clients see, republished after every change.
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    commands_tx: mpsc::Sender<Command>,
+    commands_rx: mpsc::Receiver<Command>,
+    /// Answers held until the actions they caused are carried out and the
+    /// snapshot shows them, so a client never sees the state from before.
+    replies: Vec<(oneshot::Sender<Response>, Response)>,
 }
 
 impl Supervisor {
     fn new(config: Config) -> Supervisor {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (commands_tx, commands_rx) = mpsc::channel(64);
         Supervisor {
+            outputs: Outputs::default(),
+            snapshot: watch::Sender::new(Arc::new(Snapshot::default())),
+            commands_tx,
+            commands_rx,
+            replies: Vec::new(),
             engine: Engine::new(&config),
             config,
             reaper: Arc::new(Reaper::default()),
@@ -100,6 +125,9 @@ impl Supervisor {
             }
         };
         pid1::become_subreaper();
+        if let Err(code) = self.listen().await {
+            return code;
+        }
         if let Some(dir) = &self.config.supervisor.log_dir {
             if let Err(e) = std::fs::create_dir_all(dir) {
                 tracing::warn!(dir = %dir.display(), "cannot create log_dir: {e}");
@@ -117,6 +145,7 @@ impl Supervisor {
             if let Some(code) = self.apply(&mut pending) {
                 break code;
             }
+            self.publish();
             let deadline = self
                 .engine
                 .next_deadline()
@@ -132,7 +161,12 @@ impl Supervisor {
                 _ = sigterm.recv() => Event::Shutdown,
                 _ = sigint.recv() => Event::Shutdown,
                 _ = sighup.recv() => {
-                    tracing::warn!("SIGHUP: reload is not supported yet; ignoring");
+                    let _ = self.reload(&mut pending);
+                    continue;
+                }
+                Some(cmd) = self.commands_rx.recv() => {
+                    let response = self.command(cmd.request, &mut pending);
+                    self.replies.push((cmd.reply, response));
                     continue;
                 }
                 Some(event) = self.events_rx.recv() => event,
@@ -141,6 +175,9 @@ impl Supervisor {
             pending.extend(self.engine.handle(event, Instant::now()));
         };
 
+        // Clients waiting on a state learn corral is going away.
+        self.publish();
+        self.commands_rx.close();
         let bound = self
             .engine
             .shutdown_deadline()
@@ -249,6 +286,7 @@ impl Supervisor {
         ] {
             let Some(fd) = fd else { continue };
             let pump = Pump {
+                output: self.outputs.get(name),
                 prefix: format!("[{name}] ").into_bytes(),
                 stream,
                 console: self.console.clone(),
@@ -258,6 +296,56 @@ impl Supervisor {
             self.pumps.spawn(pump.run(fd));
         }
         Ok(started.pid)
+    }
+
+    /// Publishes the engine's state if it changed, then releases the
+    /// answers that were waiting for it.
+    fn publish(&mut self) {
+        let snap = Snapshot::of(&self.engine, self.reaper.reaped_total());
+        self.snapshot.send_if_modified(|cur| {
+            if **cur == snap {
+                return false;
+            }
+            *cur = Arc::new(snap);
+            true
+        });
+        for (reply, response) in self.replies.drain(..) {
+            let _ = reply.send(response);
+        }
+    }
+
+    /// Binds the control socket and the http listener. Failing to is fatal
+    /// before any program starts: a second corral on the same socket, or a
+    /// probe port already taken, must be noticed, not half-run.
+    async fn listen(&mut self) -> Result<(), i32> {
+        let shared = Arc::new(Shared {
+            snapshot: self.snapshot.subscribe(),
+            commands: self.commands_tx.clone(),
+            outputs: self.outputs.clone(),
+        });
+        let path = self.config.supervisor.control_socket.clone();
+        match control::bind(&path) {
+            Ok(listener) => {
+                tokio::spawn(control::serve(listener, shared.clone()));
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), "cannot create the control socket: {e}");
+                return Err(crate::exit_code::FAILURE);
+            }
+        }
+        if let Some(addr) = self.config.supervisor.http {
+            match http::bind(addr).await {
+                Ok(listener) => {
+                    tracing::info!(%addr, "serving /livez /readyz /metrics");
+                    tokio::spawn(http::serve(listener, shared));
+                }
+                Err(e) => {
+                    tracing::error!(%addr, "cannot listen for probes: {e}");
+                    return Err(crate::exit_code::FAILURE);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn log_file(&mut self, cfg: &ProgramConfig) -> Option<Arc<Mutex<LogFile>>> {

@@ -146,8 +146,31 @@ impl Scratch {
     }
 
     pub fn start_with(&self, config: &str, opts: Options) -> Corral {
-        let path = self.write_config(config);
+        let path = self.write_config(&self.with_socket(config));
         Corral::spawn(&path, opts)
+    }
+
+    /// This test's control socket (`control.sock` in the scratch directory).
+    pub fn socket(&self) -> PathBuf {
+        self.path("control.sock")
+    }
+
+    /// Gives the config this test's own control socket unless it names one,
+    /// so tests running in parallel do not share the default path. The line
+    /// goes right after `[supervisor]`, or in a new table at the end, so
+    /// positions in the rest of the file stay as written.
+    pub fn with_socket(&self, config: &str) -> String {
+        if config.contains("control_socket") {
+            return config.to_string();
+        }
+        let line = format!("control_socket = {:?}", self.p("control.sock"));
+        match config.find("[supervisor]\n") {
+            Some(i) => {
+                let at = i + "[supervisor]\n".len();
+                format!("{}{line}\n{}", &config[..at], &config[at..])
+            }
+            None => format!("{config}\n[supervisor]\n{line}\n"),
+        }
     }
 }
 
