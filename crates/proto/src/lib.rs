@@ -91,7 +91,7 @@ pub enum Request {
     /// program's process group.
     Signal {
         signal: String,
-        names: Vec<String>,
+        targets: Targets,
     },
     Pid {
         name: String,

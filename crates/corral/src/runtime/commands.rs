@@ -24,7 +24,7 @@ impl Supervisor {
             Request::Restart { targets, .. } => {
                 self.request(targets, Event::Restart, true, pending)
             }
-            Request::Signal { signal, names } => self.signal(&signal, &names),
+            Request::Signal { signal, targets } => self.signal(&signal, targets),
             Request::Reload => self.reload(pending),
             Request::Shutdown => {
                 pending.extend(self.engine.handle(Event::Shutdown, now));
@@ -76,32 +76,32 @@ impl Supervisor {
         }
     }
 
-    fn signal(&self, signal: &str, names: &[String]) -> Response {
+    /// Sends a signal to programs' process groups. `all` means every
+    /// program that is running; a name that is not running is an error.
+    fn signal(&self, signal: &str, targets: Targets) -> Response {
         let sig = match config::parse_signal(signal) {
             Ok(s) => s,
             Err(e) => return Response::error(ErrorCode::BadRequest, e),
         };
-        let unknown = self.engine.unknown(names);
-        if !unknown.is_empty() {
-            return Response::error(
-                ErrorCode::UnknownProgram,
-                format!("no program named {}", unknown.join(", ")),
-            );
-        }
-        let mut not_running = Vec::new();
-        for name in names {
+        let all = targets == Targets::All;
+        let names = match self.names(targets) {
+            Ok(n) => n,
+            Err(r) => return r,
+        };
+        let (mut sent, mut not_running) = (Vec::new(), Vec::new());
+        for name in &names {
             match self.engine.program(name).and_then(|p| p.phase.live_pid()) {
-                Some(pgid) => {
-                    if let Err(e) = killpg(pgid, sig) {
-                        not_running.push(format!("{name} ({e})"));
-                    }
-                }
+                Some(pgid) => match killpg(pgid, sig) {
+                    Ok(()) => sent.push(name.as_str()),
+                    Err(e) => not_running.push(format!("{name} ({e})")),
+                },
+                None if all => {}
                 None => not_running.push(name.clone()),
             }
         }
         if not_running.is_empty() {
             Response::Ok {
-                message: format!("sent {} to {}", sig.as_str(), names.join(", ")),
+                message: format!("sent {} to {}", sig.as_str(), sent.join(", ")),
             }
         } else {
             Response::error(
