@@ -118,9 +118,9 @@ fn toml_syntax_error() {
     let s = Scratch::new();
     let text = "[programs.a]\ncommand = [\"true\"\nrestart = \"never\"\n";
     let (path, err) = refused(&s, text);
-    let re = regex::Regex::new(&format!(
+    let re = regex_lite::Regex::new(&format!(
         r"{}:(\d+):(\d+): TOML syntax error",
-        regex::escape(&path)
+        regex_lite::escape(&path)
     ))
     .unwrap();
     let caps = re

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use diag::{ConfigError, Diagnostic};
 pub use graph::{start_order, StartOrder};
 use nix::sys::signal::Signal;
-use regex::Regex;
+use regex_lite::Regex;
 
 /// Default config path when neither `--config` nor `CORRAL_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/corral/supervisor.toml";

@@ -11,7 +11,7 @@ use crate::config::{
     graph, values, Backoff, ProgramConfig, ReadyCheck, ReadyKind, RestartPolicy, Rlimits,
     SupervisorSettings, DEFAULT_READY_TIMEOUT,
 };
-use regex::Regex;
+use regex_lite::Regex;
 use toml::de::DeValue;
 
 impl Cx<'_> {

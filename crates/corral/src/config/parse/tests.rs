@@ -380,9 +380,9 @@ fn value_errors() {
         p("ready = { tcp = \"127.0.0.1:1\", log = \"up\" }"),
         "3:9 programs.p.ready: has 2 kinds (log, tcp); give exactly one"
     );
-    assert_eq!(
-        p("ready = { log = \"(up\" }"),
-        "3:17 programs.p.ready.log: invalid regex \"(up\": unclosed group"
+    assert_starts(
+        &p("ready = { log = \"(up\" }"),
+        "3:17 programs.p.ready.log: invalid regex \"(up\": ",
     );
     assert_starts(
         &p("ready = { tcp = \"9223\" }"),
