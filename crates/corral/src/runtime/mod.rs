@@ -175,9 +175,11 @@ impl Supervisor {
             pending.extend(self.engine.handle(event, Instant::now()));
         };
 
-        // Clients waiting on a state learn corral is going away.
+        // Clients waiting on a state learn corral is going away; new ones
+        // find no socket (corralctl: "cannot reach corral", exit 3).
         self.publish();
         self.commands_rx.close();
+        let _ = std::fs::remove_file(&self.config.supervisor.control_socket);
         let bound = self
             .engine
             .shutdown_deadline()
