@@ -26,6 +26,11 @@ impl Supervisor {
             }
             Request::Signal { signal, targets } => self.signal(&signal, targets),
             Request::Reload => self.reload(pending),
+            // A second SIGTERM forces a shutdown; a second `shutdown` request
+            // must not: Chromium would lose its cookies to a client's retry.
+            Request::Shutdown if self.engine.is_shutting_down() => {
+                Response::error(ErrorCode::ShuttingDown, "corral is already shutting down")
+            }
             Request::Shutdown => {
                 pending.extend(self.engine.handle(Event::Shutdown, now));
                 Response::Ok {

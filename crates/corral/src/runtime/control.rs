@@ -43,6 +43,34 @@ pub struct Shared {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub commands: mpsc::Sender<Command>,
     pub outputs: Outputs,
+    /// Answers being worked out or written; corral waits for them to reach
+    /// their clients before it exits (a `shutdown` answer above all).
+    pub answering: watch::Sender<usize>,
+}
+
+impl Shared {
+    /// Waits (boundedly) until no connection is between a request and the
+    /// end of writing its answer.
+    pub async fn answers_written(&self, bound: Duration) {
+        let mut rx = self.answering.subscribe();
+        let _ = tokio::time::timeout(bound, rx.wait_for(|n| *n == 0)).await;
+    }
+}
+
+/// Counts one answer in flight for as long as it lives.
+struct Answering<'a>(&'a watch::Sender<usize>);
+
+impl<'a> Answering<'a> {
+    fn new(tx: &'a watch::Sender<usize>) -> Self {
+        tx.send_modify(|n| *n += 1);
+        Answering(tx)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 /// Creates the socket: its directory if missing, a stale socket file
@@ -99,8 +127,10 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let open = super::burst::Connection::open();
             connection(stream, &shared).await;
             drop(permit);
+            drop(open);
         });
     }
 }
@@ -157,9 +187,12 @@ async fn connection(mut stream: UnixStream, shared: &Shared) {
             return;
         }
         let shutdown = matches!(frame.request, Request::Shutdown);
+        let in_flight = Answering::new(&shared.answering);
         let response = answer(frame.request, shared).await;
         let failed = matches!(response, Response::Error { .. });
-        if send(&mut stream, response).await.is_err() {
+        let sent = send(&mut stream, response).await;
+        drop(in_flight);
+        if sent.is_err() {
             return;
         }
         if shutdown && !failed {

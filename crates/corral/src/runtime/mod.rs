@@ -7,6 +7,7 @@
 //! the loop has no timer armed and sleeps until a signal or a report comes:
 //! an idle corral does not wake up.
 
+mod burst;
 mod commands;
 mod control;
 mod http;
@@ -44,6 +45,8 @@ use spawn::{spawn, SpawnSpec};
 const LEFTOVER_GRACE_MIN: Duration = Duration::from_millis(500);
 /// …and at most this long.
 const LEFTOVER_GRACE_MAX: Duration = Duration::from_secs(5);
+/// Bound on letting clients' answers (a `shutdown` above all) out at exit.
+const ANSWER_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bound on reading programs' last output at exit.
 const PUMP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -85,6 +88,8 @@ struct Supervisor {
     /// Answers held until the actions they caused are carried out and the
     /// snapshot shows them, so a client never sees the state from before.
     replies: Vec<(oneshot::Sender<Response>, Response)>,
+    /// Set once the listeners run; used to let answers out before exiting.
+    shared: Option<Arc<Shared>>,
 }
 
 impl Supervisor {
@@ -97,6 +102,7 @@ impl Supervisor {
             commands_tx,
             commands_rx,
             replies: Vec::new(),
+            shared: None,
             engine: Engine::new(&config),
             config,
             reaper: Arc::new(Reaper::default()),
@@ -180,6 +186,9 @@ impl Supervisor {
         self.publish();
         self.commands_rx.close();
         let _ = std::fs::remove_file(&self.config.supervisor.control_socket);
+        if let Some(shared) = &self.shared {
+            shared.answers_written(ANSWER_FLUSH_TIMEOUT).await;
+        }
         let bound = self
             .engine
             .shutdown_deadline()
@@ -324,7 +333,9 @@ impl Supervisor {
             snapshot: self.snapshot.subscribe(),
             commands: self.commands_tx.clone(),
             outputs: self.outputs.clone(),
+            answering: watch::Sender::new(0),
         });
+        self.shared = Some(shared.clone());
         let path = self.config.supervisor.control_socket.clone();
         match control::bind(&path) {
             Ok(listener) => {
