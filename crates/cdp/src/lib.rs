@@ -1,0 +1,74 @@
+//! corral-cdp: the bridge that makes Chromium's DevTools reachable.
+//!
+//! Chromium binds DevTools to 127.0.0.1 and answers only requests whose
+//! Host is an IP or `localhost`. The bridge listens on the container's
+//! address, forwards `/json` requests with the upstream's own Host and
+//! rewrites the WebSocket URLs in the answers to the host the client used,
+//! and relays WebSocket connections on fresh upstream sockets, following
+//! Chromium across restarts. See `docs/cdp.md`.
+
+pub mod auth;
+pub mod gate;
+pub mod rewrite;
+mod server;
+pub mod upstream;
+mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use ws::MAX_MESSAGE;
+
+/// A client must send its request head within this long.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the bridge needs to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `127.0.0.1:9223`.
+    pub upstream: String,
+    /// While Chromium is down, hold requests up to this long (else 503 at once).
+    pub wait_ready: Option<Duration>,
+    pub token: Option<auth::Token>,
+    pub max_connections: usize,
+    pub ping_interval: Duration,
+}
+
+/// Shared by every connection.
+pub struct Context {
+    pub upstream: upstream::Upstream,
+    pub wait_ready: Option<Duration>,
+    pub token: Option<auth::Token>,
+    pub gate: Arc<gate::Gate>,
+    pub ping_interval: Duration,
+    /// Flips to true when the bridge is stopping: relays close politely.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serves on `listener` until `shutdown` flips to true; then open
+/// WebSockets are closed with 1001 and the function returns.
+pub async fn run(listener: TcpListener, opts: Options, shutdown: watch::Receiver<bool>) {
+    let ctx = Arc::new(Context {
+        upstream: upstream::Upstream::new(opts.upstream),
+        wait_ready: opts.wait_ready,
+        token: opts.token,
+        gate: gate::Gate::new(opts.max_connections),
+        ping_interval: opts.ping_interval,
+        shutdown: shutdown.clone(),
+    });
+    let mut stop = shutdown;
+    tokio::select! {
+        _ = server::serve(listener, ctx.clone()) => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    // Give relays the chance to send their close frames, boundedly.
+    let drained = async {
+        while ctx.gate.open() > 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
+}

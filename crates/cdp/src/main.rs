@@ -1,0 +1,113 @@
+//! `corral-cdp --listen 0.0.0.0:9222 --upstream 127.0.0.1:9223`: parses
+//! arguments and runs the bridge until SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use corral_cdp::{auth::Token, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "corral-cdp",
+    version,
+    about = "CDP bridge in front of Chromium's loopback-only DevTools port"
+)]
+struct Args {
+    /// Address to serve on.
+    #[arg(long, default_value = "0.0.0.0:9222")]
+    listen: SocketAddr,
+    /// Chromium's --remote-debugging-port address.
+    #[arg(long, default_value = "127.0.0.1:9223")]
+    upstream: String,
+    /// While Chromium is down, hold requests up to this long instead of
+    /// answering 503 at once (e.g. "10s").
+    #[arg(long, value_parser = humantime::parse_duration)]
+    wait_ready: Option<Duration>,
+    /// File holding the bearer token clients must send (else CORRAL_CDP_TOKEN;
+    /// neither: no token required).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Open connections at most; past it the oldest idle one is closed.
+    #[arg(long, default_value_t = 2048)]
+    max_connections: usize,
+    /// WebSocket ping interval towards clients.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    ping_interval: Duration,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging();
+    let token = match Token::load(
+        args.token_file.as_deref(),
+        std::env::var("CORRAL_CDP_TOKEN").ok(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("corral-cdp: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = Options {
+        upstream: args.upstream,
+        wait_ready: args.wait_ready,
+        token,
+        max_connections: args.max_connections,
+        ping_interval: args.ping_interval,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("corral-cdp: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("corral-cdp: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(listen = %args.listen, upstream = %opts.upstream, token = opts.token.is_some(), "corral-cdp serving");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            let _ = stop_tx.send(true);
+        });
+        corral_cdp::run(listener, opts, stop_rx).await;
+        tracing::info!("corral-cdp stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Text logs on stderr, JSON with CORRAL_LOG_FORMAT=json, like corral's.
+fn init_logging() {
+    let json = std::env::var("CORRAL_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,234 @@
+//! Accepting clients and answering their HTTP requests: authentication,
+//! the Host check, `/json` forwarding with URL rewriting, and handing
+//! WebSocket upgrades to [`crate::ws`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+use crate::gate::Slot;
+use crate::upstream::UpstreamError;
+use crate::{auth, rewrite, ws, Context};
+
+/// Request bodies are tiny in CDP's HTTP API; refuse anything large.
+const MAX_REQUEST_BODY: usize = 64 * 1024;
+
+pub type Body = Full<Bytes>;
+
+/// A JSON error answer: `{"error": …, "detail": …}`.
+pub fn error(status: StatusCode, error: &str, detail: impl Into<String>) -> Response<Body> {
+    let body = serde_json::json!({ "error": error, "detail": detail.into() });
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+pub fn upstream_error(e: &UpstreamError) -> Response<Body> {
+    match e {
+        UpstreamError::Down { .. } => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chromium is down",
+            e.to_string(),
+        ),
+        UpstreamError::Protocol { .. } => error(
+            StatusCode::BAD_GATEWAY,
+            "bad answer from chromium",
+            e.to_string(),
+        ),
+    }
+}
+
+/// Accepts connections until the process ends.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: keep serving the connections we have.
+                tracing::warn!("accept failed: {e}");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        tokio::spawn(connection(stream, peer, ctx));
+    }
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
+    let Some((slot, evicted)) = ctx.gate.admit() else {
+        let body = format!(
+            "{{\"error\":\"too many connections\",\"detail\":\"corral-cdp serves at most {} connections and all are in use\"}}\n",
+            ctx.gate.max()
+        );
+        let head = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(format!("{head}{body}").as_bytes()).await;
+        return;
+    };
+    let local = stream.local_addr().ok();
+    let slot = Arc::new(slot);
+    let service = {
+        let slot = slot.clone();
+        service_fn(move |req| {
+            slot.busy();
+            let (ctx, slot) = (ctx.clone(), slot.clone());
+            async move { Ok::<_, Infallible>(handle(req, &ctx, slot, local).await) }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(crate::HEADER_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::select! {
+        result = conn => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        }
+        // Err means the sender was dropped because a request came: not an eviction.
+        Ok(()) = evicted => tracing::debug!(%peer, "idle connection closed to make room"),
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: &Context,
+    slot: Arc<Slot>,
+    local: Option<SocketAddr>,
+) -> Response<Body> {
+    if let Some(token) = &ctx.token {
+        let authz = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !token.admits(authz, req.uri().query()) {
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required (Authorization: Bearer … or ?token=…)",
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    let host = match req.headers().get(header::HOST).map(|h| h.to_str()) {
+        Some(Ok(h)) => h.to_string(),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "invalid Host header", "not ASCII"),
+        None => local
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    if !rewrite::valid_host(&host) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid Host header",
+            "expected a host name or address, with an optional port",
+        );
+    }
+    let secure = req
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    if req.headers().contains_key(header::UPGRADE) {
+        return ws::upgrade(req, ctx, slot).await;
+    }
+    forward(req, ctx, &host, secure).await
+}
+
+/// Hop-by-hop headers, and Host: never forwarded as the client sent them.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    const HOP: [HeaderName; 8] = [
+        header::CONNECTION,
+        header::HOST,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::CONTENT_LENGTH,
+    ];
+    for h in HOP {
+        headers.remove(h);
+    }
+    headers.remove("keep-alive");
+    // The client's token is for the bridge; Chrome has no use for it.
+    headers.remove(header::AUTHORIZATION);
+}
+
+/// Forwards a plain HTTP request to Chrome and rewrites the answer's URLs.
+async fn forward(
+    req: Request<Incoming>,
+    ctx: &Context,
+    host: &str,
+    secure: bool,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+                e.to_string(),
+            )
+        }
+    };
+    let path = parts.uri.path();
+    let path_and_query = match auth::strip_token(parts.uri.query()) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    let deadline = ctx.wait_ready.map(|d| Instant::now() + d);
+    let resp = match ctx
+        .upstream
+        .request(parts.method, &path_and_query, headers, body, deadline)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(path, "{e}");
+            return upstream_error(&e);
+        }
+    };
+    let (mut parts, body) = resp.into_parts();
+    let body = match std::str::from_utf8(&body) {
+        Ok(text) if path.starts_with("/json") => Bytes::from(rewrite::ws_urls(
+            text,
+            &ctx.upstream.authority,
+            host,
+            secure,
+        )),
+        _ => body,
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Response::from_parts(parts, Full::new(body))
+}
