@@ -46,6 +46,8 @@ pub struct Context {
     pub ping_interval: Duration,
     /// Flips to true when the bridge is stopping: relays close politely.
     pub shutdown: watch::Receiver<bool>,
+    /// WebSocket relays running now; shutdown waits for them to close.
+    pub relays: watch::Sender<usize>,
 }
 
 /// Serves on `listener` until `shutdown` flips to true; then open
@@ -58,6 +60,7 @@ pub async fn run(listener: TcpListener, opts: Options, shutdown: watch::Receiver
         gate: gate::Gate::new(opts.max_connections),
         ping_interval: opts.ping_interval,
         shutdown: shutdown.clone(),
+        relays: watch::Sender::new(0),
     });
     let mut stop = shutdown;
     tokio::select! {
@@ -65,10 +68,6 @@ pub async fn run(listener: TcpListener, opts: Options, shutdown: watch::Receiver
         _ = stop.wait_for(|s| *s) => {}
     }
     // Give relays the chance to send their close frames, boundedly.
-    let drained = async {
-        while ctx.gate.open() > 0 {
-            tokio::task::yield_now().await;
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
+    let mut relays = ctx.relays.subscribe();
+    let _ = tokio::time::timeout(Duration::from_secs(2), relays.wait_for(|n| *n == 0)).await;
 }

@@ -99,8 +99,11 @@ pub async fn upgrade(mut req: Request<Incoming>, ctx: &Context, slot: Arc<Slot>)
     let on_upgrade = hyper::upgrade::on(&mut req);
     let ping_every = ctx.ping_interval;
     let mut shutdown = ctx.shutdown.clone();
+    let relays = ctx.relays.clone();
+    relays.send_modify(|n| *n += 1);
     tokio::spawn(async move {
         let _slot = slot; // the connection counts against the cap while it relays
+        let _counted = Relaying(relays);
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -132,6 +135,15 @@ pub async fn upgrade(mut req: Request<Incoming>, ctx: &Context, slot: Arc<Slot>)
 }
 
 type Upstream = WebSocketStream<tokio::net::TcpStream>;
+
+/// Counts a relay as running until dropped.
+struct Relaying(tokio::sync::watch::Sender<usize>);
+
+impl Drop for Relaying {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
 
 async fn connect_upstream(ctx: &Context, path: &str) -> Result<Upstream, Response<Body>> {
     let stream = ctx
