@@ -1,0 +1,12 @@
+//! corral-snapshot: complete, live storage-state snapshots of the
+//! persistent Chromium profile — cookies, localStorage and IndexedDB of
+//! every origin that holds any, not only the open tabs — in Playwright's
+//! `storageState` format, harvested over raw CDP and served behind a bearer
+//! token. See `docs/snapshot.md`.
+
+pub mod cdp;
+pub mod harvest;
+pub mod origins;
+pub mod page;
+pub mod state;
+pub mod store;

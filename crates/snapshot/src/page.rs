@@ -1,0 +1,164 @@
+//! A scratch page for reading and writing one origin's storage without
+//! disturbing the user: a hidden background target in the profile's own
+//! browser context, every request it makes answered locally with an empty
+//! document (CDP Fetch interception, as Playwright does), so navigating it
+//! to an origin never contacts that origin's server. It is closed again on
+//! every path out, so no target is ever left behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use crate::cdp::{Cdp, CdpError};
+
+/// The document every intercepted request gets.
+const EMPTY_PAGE: &str = "<!doctype html><html><head></head><body></body></html>";
+
+pub struct ScratchPage {
+    cdp: Arc<Cdp>,
+    target: String,
+    session: String,
+    fulfiller: JoinHandle<()>,
+}
+
+impl ScratchPage {
+    pub async fn open(cdp: Arc<Cdp>) -> Result<ScratchPage, CdpError> {
+        // Hidden (no tab strip entry) and in the background (no focus change).
+        let created = cdp
+            .call(
+                None,
+                "Target.createTarget",
+                json!({ "url": "about:blank", "background": true, "hidden": true }),
+            )
+            .await?;
+        let target = created["targetId"].as_str().unwrap_or_default().to_string();
+        let page = ScratchPage::attach(cdp.clone(), target.clone()).await;
+        if page.is_err() {
+            let _ = cdp
+                .call(None, "Target.closeTarget", json!({ "targetId": target }))
+                .await;
+        }
+        page
+    }
+
+    async fn attach(cdp: Arc<Cdp>, target: String) -> Result<ScratchPage, CdpError> {
+        let attached = cdp
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": target, "flatten": true }),
+            )
+            .await?;
+        let session = attached["sessionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut events = cdp.events();
+        let (c, s) = (cdp.clone(), session.clone());
+        let body = base64::engine::general_purpose::STANDARD.encode(EMPTY_PAGE);
+        let fulfiller = tokio::spawn(async move {
+            while let Ok(ev) = events.recv().await {
+                if ev.method == "Fetch.requestPaused" && ev.session.as_deref() == Some(&s) {
+                    c.send(
+                        Some(&s),
+                        "Fetch.fulfillRequest",
+                        json!({
+                            "requestId": ev.params["requestId"],
+                            "responseCode": 200,
+                            "responseHeaders": [{ "name": "Content-Type", "value": "text/html" }],
+                            "body": body,
+                        }),
+                    );
+                }
+            }
+        });
+        let page = ScratchPage {
+            cdp,
+            target,
+            session,
+            fulfiller,
+        };
+        let s = Some(page.session.as_str());
+        page.cdp
+            .call(
+                s,
+                "Fetch.enable",
+                json!({ "patterns": [{ "urlPattern": "*" }] }),
+            )
+            .await?;
+        page.cdp.call(s, "Page.enable", json!({})).await?;
+        Ok(page)
+    }
+
+    /// Navigates to `origin` and waits until its (empty) document has loaded.
+    pub async fn goto(&self, origin: &str, timeout: Duration) -> Result<(), CdpError> {
+        let mut events = self.cdp.events();
+        let nav = self
+            .cdp
+            .call(
+                Some(&self.session),
+                "Page.navigate",
+                json!({ "url": format!("{origin}/") }),
+            )
+            .await?;
+        if let Some(err) = nav["errorText"].as_str() {
+            return Err(CdpError::Protocol {
+                method: "Page.navigate".into(),
+                message: format!("{origin}: {err}"),
+            });
+        }
+        let loaded = async {
+            while let Ok(ev) = events.recv().await {
+                if ev.method == "Page.loadEventFired"
+                    && ev.session.as_deref() == Some(&self.session)
+                {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, loaded)
+            .await
+            .map_err(|_| CdpError::Timeout(format!("loading {origin}")))
+    }
+
+    /// Evaluates an expression (awaiting a promise) and returns its value.
+    pub async fn eval(&self, expression: &str) -> Result<Value, CdpError> {
+        let r = self
+            .cdp
+            .call(
+                Some(&self.session),
+                "Runtime.evaluate",
+                json!({ "expression": expression, "awaitPromise": true, "returnByValue": true }),
+            )
+            .await?;
+        if let Some(ex) = r.get("exceptionDetails") {
+            let message = ex["exception"]["description"]
+                .as_str()
+                .or(ex["text"].as_str())
+                .unwrap_or("exception")
+                .to_string();
+            return Err(CdpError::Protocol {
+                method: "Runtime.evaluate".into(),
+                message,
+            });
+        }
+        Ok(r["result"]["value"].clone())
+    }
+
+    /// Closes the target. Call it on every path; dropping without it leaks
+    /// the target until the connection closes.
+    pub async fn close(self) {
+        self.fulfiller.abort();
+        let _ = self
+            .cdp
+            .call(
+                None,
+                "Target.closeTarget",
+                json!({ "targetId": self.target }),
+            )
+            .await;
+    }
+}
