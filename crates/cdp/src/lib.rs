@@ -7,7 +7,6 @@
 //! and relays WebSocket connections on fresh upstream sockets, following
 //! Chromium across restarts. See `docs/cdp.md`.
 
-pub mod auth;
 pub mod gate;
 pub mod rewrite;
 mod server;
@@ -32,7 +31,7 @@ pub struct Options {
     pub upstream: String,
     /// While Chromium is down, hold requests up to this long (else 503 at once).
     pub wait_ready: Option<Duration>,
-    pub token: Option<auth::Token>,
+    pub token: Option<corral_auth::Token>,
     pub max_connections: usize,
     pub ping_interval: Duration,
 }
@@ -41,7 +40,7 @@ pub struct Options {
 pub struct Context {
     pub upstream: upstream::Upstream,
     pub wait_ready: Option<Duration>,
-    pub token: Option<auth::Token>,
+    pub token: Option<corral_auth::Token>,
     pub gate: Arc<gate::Gate>,
     pub ping_interval: Duration,
     /// Flips to true when the bridge is stopping: relays close politely.

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use corral_cdp::{auth::Token, Options};
+use corral_auth::Token;
+use corral_cdp::Options;
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
     init_logging();
     let token = match Token::load(
         args.token_file.as_deref(),
+        "CORRAL_CDP_TOKEN",
         std::env::var("CORRAL_CDP_TOKEN").ok(),
     ) {
         Ok(t) => t,

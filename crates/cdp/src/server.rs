@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use crate::gate::Slot;
 use crate::upstream::UpstreamError;
-use crate::{auth, rewrite, ws, Context};
+use crate::{rewrite, ws, Context};
+use corral_auth::strip_token;
 
 /// Request bodies are tiny in CDP's HTTP API; refuse anything large.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -198,7 +199,7 @@ async fn forward(
         }
     };
     let path = parts.uri.path();
-    let path_and_query = match auth::strip_token(parts.uri.query()) {
+    let path_and_query = match strip_token(parts.uri.query()) {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     };

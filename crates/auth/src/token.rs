@@ -1,6 +1,5 @@
-//! The optional bearer token: `Authorization: Bearer TOKEN` or `?token=`,
-//! compared in constant time. The token never reaches a log line or
-//! Chrome: it is cut out of the query before forwarding.
+//! A bearer token: `Authorization: Bearer TOKEN` or `?token=`, compared in
+//! constant time, never shown by `Debug`.
 
 use std::fmt;
 use std::path::Path;
@@ -26,21 +25,34 @@ impl Token {
         Ok(Token(secret.as_bytes().to_vec()))
     }
 
-    /// From `--token-file` if given, else `CORRAL_CDP_TOKEN` if set.
-    pub fn load(file: Option<&Path>, env: Option<String>) -> Result<Option<Token>, String> {
+    /// From `--token-file` if given, else the environment variable `env_name`
+    /// (its value passed as `env`), else none.
+    pub fn load(
+        file: Option<&Path>,
+        env_name: &str,
+        env: Option<String>,
+    ) -> Result<Option<Token>, String> {
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?;
+                .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
             return Token::new(&text)
                 .map(Some)
-                .map_err(|e| format!("--token-file {}: {e}", path.display()));
+                .map_err(|e| format!("token file {}: {e}", path.display()));
         }
         match env {
             Some(v) => Token::new(&v)
                 .map(Some)
-                .map_err(|e| format!("CORRAL_CDP_TOKEN: {e}")),
+                .map_err(|e| format!("{env_name}: {e}")),
             None => Ok(None),
         }
+    }
+
+    /// A short, non-secret digest, to tell two tokens apart in logs' logic
+    /// without revealing either (FNV-1a; not for security decisions).
+    pub fn fingerprint(&self) -> u64 {
+        self.0.iter().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+        })
     }
 
     fn matches(&self, offered: &[u8]) -> bool {
@@ -94,8 +106,8 @@ mod tests {
     #[test]
     fn empty_tokens_are_refused() {
         assert!(Token::new("  \n").is_err());
-        assert!(Token::load(None, Some(String::new())).is_err());
-        assert!(Token::load(None, None).unwrap().is_none());
+        assert!(Token::load(None, "X_TOKEN", Some(String::new())).is_err());
+        assert!(Token::load(None, "X_TOKEN", None).unwrap().is_none());
     }
 
     #[test]
