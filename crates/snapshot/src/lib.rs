@@ -8,5 +8,7 @@ pub mod cdp;
 pub mod harvest;
 pub mod origins;
 pub mod page;
+pub mod restore;
+pub mod serve;
 pub mod state;
 pub mod store;

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use corral_auth::{Token, TokenSource};
 use corral_snapshot::harvest::{harvest, HarvestOptions};
+use corral_snapshot::serve::{ServeOptions, Server};
+use corral_snapshot::state::StorageState;
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +35,39 @@ enum Command {
         #[arg(long)]
         profile: Option<PathBuf>,
         /// Bound on each step (a CDP call, one origin's page load).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        step_timeout: Duration,
+    },
+    /// Harvest every --interval and serve GET /api/snapshot behind a bearer token.
+    Serve {
+        #[arg(long, default_value = "0.0.0.0:8088")]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        cdp: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Time between periodic harvests (?fresh=1 harvests at once).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// File holding the bearer token, re-read when it changes (else
+        /// CORRAL_SNAPSHOT_TOKEN; neither: /api/snapshot answers 503).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Bound on a ?fresh=1 request's wait.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        fresh_timeout: Duration,
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        step_timeout: Duration,
+    },
+    /// Load a storage state into the running browser's persistent profile.
+    Restore {
+        #[arg(long)]
+        cdp: String,
+        /// The storageState file (as written by harvest or by Playwright).
+        #[arg(long = "in")]
+        input: PathBuf,
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         step_timeout: Duration,
     },
@@ -90,6 +126,88 @@ fn main() -> ExitCode {
                     }
                     Err(e) => {
                         eprintln!("corral-snapshot: harvest failed: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Command::Serve { listen, cdp, out, profile, interval, token_file, fresh_timeout, step_timeout } => {
+                let tokens = match token_file {
+                    Some(path) => match TokenSource::watch_file(&path) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            eprintln!("corral-snapshot: {e}");
+                            return ExitCode::from(2);
+                        }
+                    },
+                    None => match Token::load(None, "CORRAL_SNAPSHOT_TOKEN", std::env::var("CORRAL_SNAPSHOT_TOKEN").ok()) {
+                        Ok(t) => TokenSource::fixed(t),
+                        Err(e) => {
+                            eprintln!("corral-snapshot: {e}");
+                            return ExitCode::from(2);
+                        }
+                    },
+                };
+                if tokens.get().is_none() {
+                    tracing::warn!("no token configured: /api/snapshot answers 503 until one is");
+                }
+                let listener = match tokio::net::TcpListener::bind(listen).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("corral-snapshot: cannot listen on {listen}: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let server = Server::new(ServeOptions {
+                    harvest: HarvestOptions { cdp, profile, step_timeout },
+                    out,
+                    interval,
+                    fresh_timeout,
+                    tokens,
+                });
+                tracing::info!(%listen, interval = %humantime::format_duration(interval), "corral-snapshot serving");
+                tokio::spawn(server.clone().periodic());
+                let stop = async {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                        return std::future::pending().await;
+                    };
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                };
+                tokio::select! {
+                    _ = server.serve(listener) => {}
+                    _ = stop => tracing::info!("corral-snapshot stopping"),
+                }
+                ExitCode::SUCCESS
+            }
+            Command::Restore { cdp, input, step_timeout } => {
+                let text = match std::fs::read_to_string(&input) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("corral-snapshot: cannot read {}: {e}", input.display());
+                        return ExitCode::from(2);
+                    }
+                };
+                let state = match StorageState::parse(&text) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("corral-snapshot: {}: {e}; nothing was restored", input.display());
+                        return ExitCode::from(2);
+                    }
+                };
+                match corral_snapshot::restore::restore(&cdp, &state, step_timeout).await {
+                    Ok(r) if r.failed.is_empty() => {
+                        eprintln!("corral-snapshot: restored {} cookies and {} origins", r.cookies, r.origins);
+                        ExitCode::SUCCESS
+                    }
+                    Ok(r) => {
+                        for (origin, why) in &r.failed {
+                            eprintln!("corral-snapshot: {origin}: {why}");
+                        }
+                        eprintln!("corral-snapshot: restored {} cookies and {} origins; {} origins failed", r.cookies, r.origins, r.failed.len());
+                        ExitCode::FAILURE
+                    }
+                    Err(e) => {
+                        eprintln!("corral-snapshot: restore failed: {e}");
                         ExitCode::FAILURE
                     }
                 }

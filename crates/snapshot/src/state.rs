@@ -21,10 +21,20 @@ pub struct Cookie {
     pub domain: String,
     pub path: String,
     /// Unix seconds; -1 for a session cookie.
+    #[serde(serialize_with = "whole_as_integer")]
     pub expires: f64,
     pub http_only: bool,
     pub secure: bool,
     pub same_site: SameSite,
+}
+
+/// `-1`, not `-1.0`: the way Playwright and Chrome write whole seconds.
+fn whole_as_integer<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +163,7 @@ mod tests {
         let json = serde_json::to_value(&got).unwrap();
         assert_eq!(json["httpOnly"], true);
         assert_eq!(json["sameSite"], "Lax");
+        assert_eq!(json["expires"].to_string(), "-1");
         assert!(got.to_cdp().get("expires").is_none());
     }
 
