@@ -1,0 +1,55 @@
+//! corral-api: the HTTP control API of a corral container — processes,
+//! files, logs, programs — secure by default. See `docs/api.md`; the
+//! contract is `api/openapi.yaml`, served at `/spec.yaml`.
+
+pub mod control;
+pub mod fs;
+pub mod http;
+pub mod logs;
+pub mod procs;
+pub mod programs;
+mod router;
+
+use std::sync::Arc;
+
+use corral_auth::TokenSource;
+use tokio::net::TcpListener;
+
+pub use router::route;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// `None` only when running without a token is allowed (loopback, or
+    /// `--insecure-no-auth`).
+    pub tokens: Option<TokenSource>,
+    pub fs: fs::Fs,
+    pub procs: procs::Processes,
+    pub control: control::Client,
+    /// Chromium's DevTools address, for `/chromium/restart`.
+    pub cdp: String,
+    /// The corral program name of Chromium.
+    pub chromium_program: String,
+}
+
+/// Serves until the process ends.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(req, &state).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

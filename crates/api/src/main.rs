@@ -1,0 +1,137 @@
+//! `corral-api --listen 127.0.0.1:10001`: arguments, the secure-by-default
+//! check, and the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use corral_api::{control::Client, fs::Fs, procs::Processes, AppState};
+use corral_auth::{Token, TokenSource};
+
+#[derive(Parser)]
+#[command(
+    name = "corral-api",
+    version,
+    about = "HTTP control API: processes, files, logs, programs"
+)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:10001")]
+    listen: SocketAddr,
+    /// Bearer token file, re-read when it changes (else CORRAL_API_TOKEN).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Allow a non-loopback listen address without a token.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Confine every file path to this directory.
+    #[arg(long)]
+    fs_root: Option<PathBuf>,
+    /// corral's control socket.
+    #[arg(long, env = "CORRAL_SOCKET", default_value = corral_proto::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Chromium's DevTools address, for /chromium/restart.
+    #[arg(long, default_value = "http://127.0.0.1:9223")]
+    cdp: String,
+    /// The corral program name of Chromium.
+    #[arg(long, default_value = "chromium")]
+    chromium_program: String,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let json = std::env::var("CORRAL_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let tokens = match &args.token_file {
+        Some(path) => match TokenSource::watch_file(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("corral-api: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => match Token::load(
+            None,
+            "CORRAL_API_TOKEN",
+            std::env::var("CORRAL_API_TOKEN").ok(),
+        ) {
+            Ok(Some(t)) => Some(TokenSource::fixed(Some(t))),
+            Ok(None) => None,
+            Err(e) => {
+                eprintln!("corral-api: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if tokens.is_none() && !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+        eprintln!(
+            "corral-api: refusing to listen on {} without a token: set --token-file or CORRAL_API_TOKEN, or pass --insecure-no-auth",
+            args.listen
+        );
+        return ExitCode::from(2);
+    }
+    let root = match &args.fs_root {
+        Some(r) => match std::fs::canonicalize(r) {
+            Ok(p) if p.is_dir() => p,
+            _ => {
+                eprintln!("corral-api: --fs-root {} is not a directory", r.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => PathBuf::from("/"),
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("corral-api: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(listen = %args.listen, auth = tokens.is_some(), fs_root = %root.display(), "corral-api serving");
+    let state = Arc::new(AppState {
+        tokens,
+        fs: Fs { root },
+        procs: Processes::default(),
+        control: Client::new(args.socket),
+        cdp: args.cdp,
+        chromium_program: args.chromium_program,
+    });
+    let stop = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    };
+    tokio::select! {
+        _ = corral_api::serve(listener, state) => {}
+        _ = stop => tracing::info!("corral-api stopping"),
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,109 @@
+//! `/programs` and `/chromium/restart`: corral's programs, through the
+//! control socket.
+
+use std::time::{Duration, Instant};
+
+use corral_proto::{Request, Response, Targets, Wait};
+
+use crate::control::Client;
+use crate::http::{ok, ApiError, Resp};
+use crate::AppState;
+
+/// How long start/stop/restart wait for the target state.
+const WAIT: Duration = Duration::from_secs(60);
+/// After Chromium is RUNNING, how long its DevTools port may take to answer.
+const CDP_WAIT: Duration = Duration::from_secs(30);
+
+pub async fn list(control: &Client) -> Result<Resp, ApiError> {
+    match control
+        .call(Request::Status { names: vec![] }, WAIT)
+        .await?
+    {
+        Response::Status {
+            programs,
+            shutting_down,
+        } => ok(&serde_json::json!({ "programs": programs, "shutting_down": shutting_down })),
+        other => Err(ApiError::internal(format!("unexpected answer: {other:?}"))),
+    }
+}
+
+pub async fn act(name: &str, verb: &str, control: &Client) -> Result<Resp, ApiError> {
+    let targets = Targets::Names(vec![name.to_string()]);
+    let wait = Wait {
+        wait: true,
+        timeout_ms: WAIT.as_millis() as u64,
+    };
+    let request = match verb {
+        "start" => Request::Start { targets, wait },
+        "stop" => Request::Stop { targets, wait },
+        _ => Request::Restart { targets, wait },
+    };
+    match control.call(request, WAIT).await? {
+        Response::Done { programs } => ok(&serde_json::json!({ "programs": programs })),
+        other => Err(ApiError::internal(format!("unexpected answer: {other:?}"))),
+    }
+}
+
+/// Restarts Chromium through corral (its stop signal is TERM, so cookies are
+/// flushed) and answers once its DevTools port answers again.
+pub async fn restart_chromium(state: &AppState) -> Result<Resp, ApiError> {
+    let started = Instant::now();
+    act(&state.chromium_program, "restart", &state.control).await?;
+    let running_ms = started.elapsed().as_millis() as u64;
+    let deadline = Instant::now() + CDP_WAIT;
+    let browser = loop {
+        match version(&state.cdp).await {
+            Ok(v) => break v,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(ApiError::new(
+                    hyper::StatusCode::GATEWAY_TIMEOUT,
+                    "timed out",
+                    format!(
+                        "chromium restarted but DevTools at {} did not answer within {}s: {e}",
+                        state.cdp,
+                        CDP_WAIT.as_secs()
+                    ),
+                ))
+            }
+            // DevTools opens a moment after the readiness check's port:
+            // try again shortly, within the deadline.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    ok(&serde_json::json!({
+        "restarted": state.chromium_program,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+        "running_after_ms": running_ms,
+        "browser": browser,
+    }))
+}
+
+/// `Browser` from `/json/version`.
+async fn version(cdp: &str) -> Result<String, String> {
+    use http_body_util::BodyExt;
+    let authority = cdp.trim_start_matches("http://").trim_end_matches('/');
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/json/version")
+        .header(hyper::header::HOST, authority)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    v["Browser"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "no Browser field".into())
+}
