@@ -78,8 +78,21 @@ pub async fn stream(req: Req, state: &AppState) -> Result<Resp, ApiError> {
         }
         (None, Some(_)) => {
             let path = param(&q, "path")?.to_string();
-            let (file, real) = open_for_reading(&state.fs.root, &path)?;
-            tokio::task::spawn_blocking(move || tail_file(file, real, lines, follow, tx));
+            let root = state.fs.root.clone();
+            let reopen_root = root.clone();
+            let (file, real) = tokio::task::spawn_blocking(move || {
+                crate::fs::open_for_reading(&root, &path).map(|(f, r)| (f, r, path))
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map(|(f, r, p)| (f, (r, p)))?;
+            let (real, raw) = real;
+            let reopen = move || {
+                crate::fs::open_for_reading(&reopen_root, &raw)
+                    .ok()
+                    .map(|(f, _)| f)
+            };
+            tokio::task::spawn_blocking(move || tail_file(file, real, lines, follow, tx, reopen));
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -108,21 +121,6 @@ fn tokio_stream(
     )
 }
 
-/// PROVISIONAL until the fs module's confined open is in: canonicalises and
-/// checks the prefix (not race-free against symlink swaps).
-fn open_for_reading(
-    root: &std::path::Path,
-    path: &str,
-) -> Result<(std::fs::File, PathBuf), ApiError> {
-    let joined = root.join(path.trim_start_matches('/'));
-    let real = std::fs::canonicalize(&joined).map_err(|e| ApiError::io(path, &e))?;
-    if !real.starts_with(root) {
-        return Err(ApiError::forbidden(format!("{path} escapes the root")));
-    }
-    let file = std::fs::File::open(&real).map_err(|e| ApiError::io(path, &e))?;
-    Ok((file, real))
-}
-
 /// One SSE event per line. Returns false once the client is gone.
 async fn send_lines(tx: &mpsc::Sender<Bytes>, lines: Vec<String>) -> bool {
     for line in lines {
@@ -141,13 +139,15 @@ pub fn event(line: &str) -> Bytes {
 }
 
 /// Runs on a blocking thread: backlog, then (with `follow`) new lines as
-/// inotify reports changes, until the client is gone.
+/// inotify reports changes, until the client is gone. `reopen` opens the
+/// file again after a rotation, through the same confinement as the first.
 fn tail_file(
     mut file: std::fs::File,
     path: PathBuf,
     lines: usize,
     follow: bool,
     tx: mpsc::Sender<Bytes>,
+    reopen: impl Fn() -> Option<std::fs::File>,
 ) {
     let send = |line: &[u8]| {
         tx.blocking_send(event(&String::from_utf8_lossy(line)))
@@ -214,15 +214,15 @@ fn tail_file(
             Some(e) => e,
             None => return,
         };
-        let mut reopen = false;
+        let mut rotated = false;
         for ev in events {
             if ev.1.as_deref() == Some(name.as_os_str()) && ev.0 {
-                reopen = true;
+                rotated = true;
             }
         }
-        if reopen {
+        if rotated {
             // A new file took the name: start it from the beginning.
-            if let Ok(f) = std::fs::File::open(&path) {
+            if let Some(f) = reopen() {
                 file = f;
                 offset = 0;
                 partial.clear();
@@ -333,8 +333,9 @@ mod tests {
         std::fs::write(&path, "old1\nold2\n").unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let file = std::fs::File::open(&path).unwrap();
-        let p = path.clone();
-        tokio::task::spawn_blocking(move || tail_file(file, p, 1, true, tx));
+        let (p, again) = (path.clone(), path.clone());
+        let reopen = move || std::fs::File::open(&again).ok();
+        tokio::task::spawn_blocking(move || tail_file(file, p, 1, true, tx, reopen));
         assert_eq!(&next(&mut rx).await[..], b"event: line\ndata: old2\n\n");
         std::fs::OpenOptions::new()
             .append(true)

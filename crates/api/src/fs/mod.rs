@@ -104,6 +104,26 @@ fn header(r: &mut Resp, k: header::HeaderName, v: &str) {
     }
 }
 
+/// Opens a regular file under the root for reading, confined like every
+/// other path here; also returns where it is on the real filesystem, which
+/// `/logs/stream` watches with inotify. Blocking; call off the runtime.
+pub fn open_for_reading(
+    root: &std::path::Path,
+    raw: &str,
+) -> Result<(std::fs::File, PathBuf), ApiError> {
+    let p = RelPath::parse(raw)?;
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let fd = Root::new(root)?.open(&p, flags)?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| errno_err(&p.display(), e))?;
+    if kind(&st) != SFlag::S_IFREG {
+        return Err(ApiError::bad_request(format!("{p} is not a regular file")));
+    }
+    Ok((
+        std::fs::File::from(fd),
+        root.join(p.display().trim_start_matches('/')),
+    ))
+}
+
 /// `GET /fs/read_file?path=P[&offset=N&length=N]`, or a `Range` header.
 pub async fn read_file(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
     let p = path_param(&req, "path")?;

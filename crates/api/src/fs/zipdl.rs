@@ -25,7 +25,6 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use super::confine::{kind, lstat_at};
-use super::meta::civil;
 use super::ops::open_dir_nofollow;
 
 const CHUNK: usize = 64 * 1024;
@@ -165,11 +164,8 @@ fn add_dir<W: Write, D: AsFd>(
 
 /// Zip times are local-less DOS times from 1980 to 2107; outside, 1980.
 fn zip_time(secs: i64) -> DateTime {
-    let (y, mo, d, h, mi, s) = civil(secs);
-    u16::try_from(y)
+    time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|y| {
-            DateTime::from_date_and_time(y, mo as u8, d as u8, h as u8, mi as u8, s as u8).ok()
-        })
+        .and_then(|t| DateTime::try_from(time::PrimitiveDateTime::new(t.date(), t.time())).ok())
         .unwrap_or_default()
 }
