@@ -1,5 +1,6 @@
 //! `corral [--config PATH] [--check]`: the PID-1 init. Parses arguments,
-//! loads the config, and hands over to the library.
+//! loads the config, and hands over to the library. `corral prep-profile
+//! DIR` is a small helper for `pre_start` (see `prep_profile`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,18 @@ struct Args {
     /// Validate the config, print the start order, and exit.
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+#[derive(clap::Subcommand)]
+enum Helper {
+    /// Clear a Chromium profile's stale Singleton locks (for pre_start); fails,
+    /// touching nothing, if a running Chromium holds the profile.
+    PrepProfile {
+        /// Chromium's --user-data-dir.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +48,19 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Some(Helper::PrepProfile { dir }) = &args.helper {
+        return match corral::prep_profile::prep_profile(dir) {
+            Ok(corral::prep_profile::Outcome::Clean) => ExitCode::SUCCESS,
+            Ok(corral::prep_profile::Outcome::Cleared(files)) => {
+                eprintln!("corral prep-profile: removed stale {}", files.join(", "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("corral prep-profile: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cfg = match config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
