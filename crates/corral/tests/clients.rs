@@ -40,7 +40,7 @@ fn fifty_status_clients_and_a_follower_at_once() {
     follower.wait_matches("^victim-up$", 1, TIMEOUT);
 
     let spawn_status = |i: usize| -> Child {
-        let args: &[&str] = if i % 2 == 0 {
+        let args: &[&str] = if i.is_multiple_of(2) {
             &["status"]
         } else {
             &["--json", "status"]
