@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -87,7 +88,11 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) 
         let _ = stream.write_all(format!("{head}{body}").as_bytes()).await;
         return;
     };
+    let ctx_max = ctx.gate.max();
     let local = stream.local_addr().ok();
+    // Kept to tell an evicted idle connection why, while hyper still owns
+    // (and keeps open) the socket.
+    let raw = stream.as_raw_fd();
     let slot = Arc::new(slot);
     let service = {
         let slot = slot.clone();
@@ -103,14 +108,43 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) 
         .keep_alive(false)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
+    tokio::pin!(conn);
     tokio::select! {
-        result = conn => {
+        result = &mut conn => {
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         }
         // Err means the sender was dropped because a request came: not an eviction.
-        Ok(()) = evicted => tracing::debug!(%peer, "idle connection closed to make room"),
+        Ok(()) = evicted => {
+            tracing::debug!(%peer, "idle connection closed to make room");
+            // `conn` is still alive here, so `raw` is still this socket.
+            refuse_evicted(raw, ctx_max);
+        }
+    }
+}
+
+/// Tells an evicted idle connection why it is closed, best effort: it sent
+/// nothing yet, so a complete HTTP answer is the clearest refusal. Never
+/// blocks (MSG_DONTWAIT) on a peer that does not read.
+fn refuse_evicted(fd: std::os::fd::RawFd, max: usize) {
+    let body = format!(
+        "{{\"error\":\"too many connections\",\"detail\":\"this idle connection was closed to make room: corral-cdp serves at most {max} connections\"}}\n"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // SAFETY: `fd` is an open socket owned by the connection future, which
+    // outlives this call; send and shutdown do not take ownership.
+    unsafe {
+        libc::send(
+            fd,
+            answer.as_ptr().cast(),
+            answer.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+        libc::shutdown(fd, libc::SHUT_RDWR);
     }
 }
 

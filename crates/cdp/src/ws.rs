@@ -248,6 +248,17 @@ where
                 },
                 Some(Ok(Message::Close(frame))) => {
                     let _ = send(&mut upstream, Message::Close(frame.clone())).await;
+                    // Complete the client's closing handshake: tungstenite
+                    // queued the echo, and dropping the socket unflushed would
+                    // make the client see 1006 instead of its own code.
+                    let finish = async {
+                        // SinkExt::close flushes the echo tungstenite queued;
+                        // the inherent `close` would try to send a second one.
+                        let _ = SinkExt::close(&mut client).await;
+                        // A FIN after the echo, so the client reads it before EOF.
+                        let _ = tokio::io::AsyncWriteExt::shutdown(client.get_mut()).await;
+                    };
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, finish).await;
                     return format!("client closed ({})", frame.map(|f| u16::from(f.code)).unwrap_or(1005));
                 }
                 // Pings are answered by tungstenite itself; pongs need nothing.
@@ -270,6 +281,7 @@ where
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let _ = send(&mut client, Message::Close(frame.clone())).await;
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, SinkExt::close(&mut upstream)).await;
                     return format!("chromium closed ({})", frame.map(|f| u16::from(f.code)).unwrap_or(1005));
                 }
                 Some(Ok(_)) => {}
