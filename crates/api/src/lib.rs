@@ -17,6 +17,9 @@ use tokio::net::TcpListener;
 
 pub use router::route;
 
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+
 /// Everything the handlers share.
 pub struct AppState {
     /// `None` only when running without a token is allowed (loopback, or
@@ -35,12 +38,20 @@ pub struct AppState {
 pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
     use hyper::service::service_fn;
     use hyper_util::rt::{TokioIo, TokioTimer};
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Past the cap a connection is closed at once; the clients already
+        // served keep their share of memory and file descriptors.
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!("connection refused: {MAX_CONNECTIONS} already open");
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(req, &state).await) }

@@ -30,7 +30,8 @@ use crate::AppState;
 const MAX_BACKLOG_LINES: usize = 10_000;
 /// A line longer than this is cut (like corral's own logs).
 const MAX_LINE: usize = 16 * 1024;
-/// Events buffered for a slow client before it is dropped.
+/// Events buffered for a client; a slow one only slows its own stream (the
+/// file tail or the control-socket reader waits for it, nothing else does).
 const CLIENT_QUEUE: usize = 1024;
 
 pub async fn stream(req: Req, state: &AppState) -> Result<Resp, ApiError> {

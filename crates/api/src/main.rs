@@ -56,15 +56,26 @@ fn main() -> ExitCode {
     } else {
         builder.try_init()
     };
+    // Read the token now and drop every corral token from the environment
+    // while the process is still single-threaded: commands run through
+    // /process/* would otherwise inherit them (the container's environment
+    // may hold the snapshot and CDP tokens too), whoever they run as.
+    let env_token = std::env::var("CORRAL_API_TOKEN").ok();
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("CORRAL_") && name.ends_with("_TOKEN") {
+            std::env::remove_var(&name);
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(args))
+    rt.block_on(run(args, env_token))
 }
 
-async fn run(args: Args) -> ExitCode {
+async fn run(args: Args, env_token: Option<String>) -> ExitCode {
     let tokens = match &args.token_file {
         Some(path) => match TokenSource::watch_file(path) {
             Ok(t) => Some(t),
@@ -73,11 +84,7 @@ async fn run(args: Args) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => match Token::load(
-            None,
-            "CORRAL_API_TOKEN",
-            std::env::var("CORRAL_API_TOKEN").ok(),
-        ) {
+        None => match Token::load(None, "CORRAL_API_TOKEN", env_token) {
             Ok(Some(t)) => Some(TokenSource::fixed(Some(t))),
             Ok(None) => None,
             Err(e) => {
