@@ -208,3 +208,42 @@ fn programs_do_not_inherit_ignored_glibc_reserved_signals() {
     assert_ne!(corral_ign & bit(32), 0, "harness: signal 32 not ignored");
     assert_eq!(ign, 0, "program has ignored signals: SigIgn {ign:016x}");
 }
+
+/// A limit above what corral may raise to (no CAP_SYS_RESOURCE, as in most
+/// containers) is clamped to the inherited hard limit instead of failing
+/// every spawn: the program still starts.
+#[test]
+fn rlimits_above_the_hard_limit_are_clamped_not_fatal() {
+    let s = Scratch::new();
+    let mut inherited = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut inherited) };
+    let cfg = format!(
+        r#"
+[supervisor]
+rlimits = {{ nofile = 1073741816 }}
+
+[programs.big]
+command = {big}
+"#,
+        big = tp(&["limits", &s.p("big.tmp"), "touch", &s.p("big.done"), "wait"]),
+    );
+    let mut c = s.start(&cfg);
+    wait_until("big to start and write its limits", TIMEOUT, || {
+        s.path("big.done").exists()
+    });
+    let (soft, hard) = limit(&read(&s.path("big.tmp")), "Max open files");
+    assert_eq!(soft, hard);
+    let hard: u64 = hard.parse().unwrap();
+    // Raised if corral may, else clamped to what it inherited; never lower.
+    assert!(
+        hard == 1073741816 || hard == inherited.rlim_max,
+        "nofile {hard}, inherited hard {}",
+        inherited.rlim_max
+    );
+    c.term();
+    assert_eq!(c.wait_exit(TIMEOUT), 0);
+}

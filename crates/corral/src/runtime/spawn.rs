@@ -137,7 +137,22 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Started, String> {
             reset_signals();
             for (res, lim) in &limits {
                 if libc::setrlimit(*res, lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
+                    // Raising past the inherited hard limit needs
+                    // CAP_SYS_RESOURCE, which containers usually drop. The
+                    // point of a configured limit is to cap a huge one, so
+                    // settle for the inherited hard limit as the ceiling.
+                    let mut cur = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::getrlimit(*res, &mut cur);
+                    let clamped = libc::rlimit {
+                        rlim_cur: lim.rlim_cur.min(cur.rlim_max),
+                        rlim_max: lim.rlim_max.min(cur.rlim_max),
+                    };
+                    if libc::setrlimit(*res, &clamped) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
             }
             if let Some((uid, gid, groups)) = &ident {
