@@ -175,7 +175,10 @@ pub async fn read_file(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
     let mut r = Resp::new(streamed(FileStream::new(file, len)));
     *r.status_mut() = status;
     header(&mut r, header::CONTENT_TYPE, "application/octet-stream");
-    if let Some(len) = len {
+    // A size-0 file may be a /proc file whose length is unknown until read
+    // (or simply empty): promise no length, or a client waits for bytes
+    // that never come.
+    if let (Some(len), true) = (len, size > 0) {
         header(&mut r, header::CONTENT_LENGTH, &len.to_string());
     }
     if size > 0 {

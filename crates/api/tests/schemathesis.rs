@@ -1,0 +1,101 @@
+//! The OpenAPI document matches the implementation: schemathesis (from
+//! PyPI, pinned in tests/schemathesis/requirements.txt) fuzzes the real
+//! corral-api — under corral as PID 1, `--fs-root` on a scratch directory,
+//! a token — from the spec it serves at /spec.yaml, and every check passes.
+//!
+//! The `st` used is `$CORRAL_SCHEMATHESIS` if set, else the venv that
+//! `scripts/test api` creates at `target/schemathesis-venv`. A missing
+//! schemathesis is a failure, never a skip. What is not fuzzed, and why, is
+//! in tests/schemathesis/schemathesis.toml.
+
+mod common;
+
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The checks that matter: no 5xx, only documented statuses, the
+/// documented content types, bodies matching their schemas, and the
+/// documented headers.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                      response_schema_conformance,response_headers_conformance";
+
+/// Bound on the whole run (the suite keeps it under ~3 minutes).
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+fn st_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CORRAL_SCHEMATHESIS") {
+        return PathBuf::from(p);
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    workspace.join("target/schemathesis-venv/bin/st")
+}
+
+#[test]
+fn schemathesis_finds_no_mismatch_with_the_spec() {
+    let st = st_binary();
+    assert!(
+        st.exists(),
+        "schemathesis is not installed at {}: run `scripts/test api` (it creates the venv: \
+         python3 -m venv target/schemathesis-venv && target/schemathesis-venv/bin/pip install \
+         -r crates/api/tests/schemathesis/requirements.txt), or set CORRAL_SCHEMATHESIS to an `st`",
+        st.display()
+    );
+    let env = Env::start(Setup::default());
+    // Something for the fs operations to find.
+    std::fs::create_dir(env.root.join("dir")).unwrap();
+    std::fs::write(env.root.join("dir/file.txt"), "some text\n").unwrap();
+    let config =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis/schemathesis.toml");
+    let base = format!("http://127.0.0.1:{}", env.port);
+    let auth = format!("Authorization: Bearer {}", env.token.as_deref().unwrap());
+    let work = env.path("st");
+    std::fs::create_dir(&work).unwrap();
+    let log = env.path("st.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(&st)
+        .arg("--config-file")
+        .arg(&config)
+        .arg("--no-color")
+        .arg("run")
+        .arg(format!("{base}/spec.yaml"))
+        .args(["--url", &base])
+        .args(["--header", &auth])
+        .args(["--checks", CHECKS])
+        .args(["--max-examples", "200"])
+        .args(["--seed", "20260101"])
+        .args(["--request-timeout", "30"])
+        .args(["--workers", "2"])
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {}: {e}", st.display()));
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: the process group of the child we started.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    // The summary, shown with --nocapture (and always on failure).
+    eprintln!("{output}");
+    match status {
+        None => panic!("schemathesis did not finish within {RUN_LIMIT:?}:\n{output}"),
+        Some(s) => assert!(s.success(), "schemathesis failed ({s}):\n{output}"),
+    }
+    // It really tested something.
+    assert!(output.contains("passed"), "{output}");
+}
