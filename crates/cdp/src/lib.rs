@@ -70,3 +70,41 @@ pub async fn run(listener: TcpListener, opts: Options, shutdown: watch::Receiver
     let mut relays = ctx.relays.subscribe();
     let _ = tokio::time::timeout(Duration::from_secs(2), relays.wait_for(|n| *n == 0)).await;
 }
+
+/// Asks the browser behind `upstream` to close itself (`Browser.close`) and
+/// waits until it has (its DevTools connection drops), up to `timeout`.
+///
+/// Headful Chromium exits on SIGTERM without writing its latest cookies;
+/// closing through CDP runs its normal shutdown, which does. corral runs this
+/// as Chromium's `pre_stop`. A browser that is not running is fine: there is
+/// nothing to close.
+pub async fn close_browser(upstream: &str, timeout: Duration) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let up = upstream::Upstream::new(upstream);
+    let work = async {
+        let path = match up.browser_path(None).await {
+            Ok(p) => p,
+            Err(upstream::UpstreamError::Down { .. }) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let stream = up.connect().await.map_err(|e| e.to_string())?;
+        let url = format!("ws://{}{}", up.authority, path);
+        let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        ws.send(Message::text(r#"{"id":1,"method":"Browser.close"}"#))
+            .await
+            .map_err(|e| e.to_string())?;
+        // Chrome answers, then drops the connection as it exits: wait for
+        // the drop, which is the browser actually going away.
+        while let Some(Ok(_)) = ws.next().await {}
+        Ok(())
+    };
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        format!(
+            "the browser did not close within {}",
+            humantime::format_duration(timeout)
+        )
+    })?
+}

@@ -21,7 +21,7 @@ struct Args {
     #[arg(long, default_value = "0.0.0.0:9222")]
     listen: SocketAddr,
     /// Chromium's --remote-debugging-port address.
-    #[arg(long, default_value = "127.0.0.1:9223")]
+    #[arg(long, global = true, default_value = "127.0.0.1:9223")]
     upstream: String,
     /// While Chromium is down, hold requests up to this long instead of
     /// answering 503 at once (e.g. "10s").
@@ -37,6 +37,18 @@ struct Args {
     /// WebSocket ping interval towards clients.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     ping_interval: Duration,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+#[derive(clap::Subcommand)]
+enum Helper {
+    /// Ask the browser at --upstream to close itself over CDP (Browser.close),
+    /// which writes its cookies, and wait until it has: Chromium's pre_stop.
+    CloseBrowser {
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +60,19 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
+    if let Some(Helper::CloseBrowser { timeout }) = args.helper {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        return match rt.block_on(corral_cdp::close_browser(&args.upstream, timeout)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("corral-cdp close-browser: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let token = match Token::load(
         args.token_file.as_deref(),
         "CORRAL_CDP_TOKEN",

@@ -69,8 +69,11 @@ fn main() -> ExitCode {
         }
     };
     if args.check {
-        println!("{}: ok", args.config.display());
-        println!("{}", config::start_order(&cfg));
+        // A closed stdout (`| head`) is not an error worth a panic.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}: ok", args.config.display());
+        let _ = writeln!(out, "{}", config::start_order(&cfg));
         return ExitCode::SUCCESS;
     }
     logging::init();

@@ -134,9 +134,16 @@ pub struct ProgramConfig {
     /// This program's own rlimits, already merged with `[supervisor] rlimits`.
     pub rlimits: Rlimits,
     pub stop_signal: Signal,
+    /// Who gets the stop signal: the whole process group, or (`mixed`) the
+    /// main process only; SIGKILL at the deadline goes to the group either way.
+    pub kill_mode: KillMode,
     pub stop_timeout: Duration,
     /// Runs to completion (exit 0) before every start; failure counts as a failed start.
     pub pre_start: Option<Vec<String>>,
+    /// Runs before the stop signal is sent (e.g. asking Chromium to close
+    /// itself over CDP, which flushes its cookies); bounded by half of
+    /// `stop_timeout`, after which the stop signal goes out regardless.
+    pub pre_stop: Option<Vec<String>>,
     pub autostart: bool,
     /// Runs once to completion; "ready" once it exited 0. Never restarted on success.
     pub oneshot: bool,
@@ -150,6 +157,18 @@ impl ProgramConfig {
             .chain(self.binds_to.iter())
             .map(String::as_str)
     }
+}
+
+/// `kill_mode = "group" | "mixed"`, as systemd's KillMode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillMode {
+    /// The stop signal goes to the whole process group.
+    Group,
+    /// The stop signal goes to the main process, which shuts its children
+    /// down itself (Chromium: its network service must outlive the browser
+    /// process long enough to write the cookies); whatever is left of the
+    /// group is killed when the main process exits or the deadline passes.
+    Mixed,
 }
 
 /// `restart = always | on-failure | never`.

@@ -53,8 +53,10 @@ const PROGRAM_KEYS: &[&str] = &[
     "restart_window",
     "rlimits",
     "stop_signal",
+    "kill_mode",
     "stop_timeout",
     "pre_start",
+    "pre_stop",
     "autostart",
     "oneshot",
 ];

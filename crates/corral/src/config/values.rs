@@ -58,6 +58,17 @@ pub(super) fn restart(s: &str) -> Result<RestartPolicy, String> {
     }
 }
 
+/// `group | mixed`.
+pub(super) fn kill_mode(s: &str) -> Result<super::KillMode, String> {
+    match s {
+        "group" => Ok(super::KillMode::Group),
+        "mixed" => Ok(super::KillMode::Mixed),
+        _ => Err(format!(
+            "invalid kill_mode {s:?} (expected \"group\" or \"mixed\")"
+        )),
+    }
+}
+
 /// `"0.0.0.0:9100"`, `"[::]:9100"`.
 pub(super) fn socket_addr(s: &str) -> Result<SocketAddr, String> {
     s.trim().parse().map_err(|_| {

@@ -57,6 +57,10 @@ pub enum Event {
     Stop(Vec<String>),
     /// `corralctl restart`: these, with what binds to them.
     Restart(Vec<String>),
+    /// The `pre_stop` of this stop has finished (or was cut off).
+    PreStopDone { name: String, generation: u64 },
+    /// The process group of a draining program is empty.
+    GroupGone { name: String },
     /// Time passed; deadlines may be due.
     Tick,
 }
@@ -68,12 +72,16 @@ pub enum Action {
     RunPreStart { name: String, generation: u64 },
     /// Spawn the program; answer with `Event::Spawned`.
     Spawn { name: String, generation: u64 },
+    /// Run the program's `pre_stop`, bounded; answer with `Event::PreStopDone`.
+    RunPreStop { name: String, generation: u64 },
     /// Begin watching for readiness; answer with `Event::Ready`/`NotReady`.
     StartCheck { name: String, generation: u64 },
     /// Forget any readiness check still running for this program.
     StopCheck { name: String },
     /// Send a signal to the process group led by `pgid`.
     SignalGroup { pgid: Pid, signal: Signal },
+    /// Send a signal to one process (`kill_mode = "mixed"` stops).
+    SignalProcess { pid: Pid, signal: Signal },
     /// Everything is down: leave with this exit code.
     Exit { code: i32 },
 }
@@ -133,6 +141,18 @@ impl Engine {
         self.shutdown.as_ref().map(|s| s.deadline)
     }
 
+    /// Process groups whose main process is gone and whose rest is being
+    /// waited for: the runtime reports each one that is empty (GroupGone).
+    pub fn draining_groups(&self) -> Vec<(String, Pid)> {
+        self.programs
+            .iter()
+            .filter_map(|(n, p)| match p.phase {
+                Phase::Draining { pgid, .. } => Some((n.clone(), pgid)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Which program a pid belongs to (as its main process or its pre_start).
     pub fn owner_of(&self, pid: Pid) -> Option<&str> {
         self.programs
@@ -179,6 +199,28 @@ impl Engine {
             Event::Stop(names) => self.stop(&names),
             Event::Restart(names) if self.shutdown.is_none() => self.restart(&names),
             Event::Start(_) | Event::Restart(_) => {}
+            Event::GroupGone { name } => {
+                if let Some(p) = self.programs.get_mut(&name) {
+                    if let Phase::Draining { .. } = p.phase {
+                        tracing::info!(program = %name, "stopped (its process group is empty)");
+                        p.phase = Phase::Stopped;
+                        actions.push(Action::StopCheck { name });
+                    }
+                }
+            }
+            Event::PreStopDone { name, generation } => {
+                if let Some(p) = self.current(&name, generation) {
+                    if let Phase::Stopping {
+                        pid,
+                        pre_stop: ref mut running @ true,
+                        ..
+                    } = p.phase
+                    {
+                        *running = false;
+                        actions.push(stop_action(&p.cfg, pid));
+                    }
+                }
+            }
             Event::Tick => {}
         }
         self.reconcile(now, &mut actions);
@@ -205,6 +247,11 @@ impl Engine {
             Phase::PreStart { deadline, .. } => Some(deadline),
             Phase::Starting { deadline, .. } => deadline,
             Phase::Stopping {
+                kill_at,
+                killed: false,
+                ..
+            }
+            | Phase::Draining {
                 kill_at,
                 killed: false,
                 ..
@@ -293,13 +340,34 @@ impl Engine {
         let Some(name) = self.owner_of(pid).map(str::to_string) else {
             return; // an orphan: the runtime counts it, nothing to decide
         };
-        // Whatever the leader left behind in its group goes with it, so a
-        // restart never races leftovers (chromium's helpers, a forked child).
+        let p = self.programs.get_mut(&name).expect("owner exists");
+        // A "mixed" stop lets the rest of the group finish what the main
+        // process asked of it (Chromium's cookie store); it is watched until
+        // empty and killed at the stop deadline.
+        if let Phase::Stopping {
+            kill_at,
+            killed: false,
+            failed_start: None,
+            ..
+        } = p.phase
+        {
+            if p.cfg.kill_mode == crate::config::KillMode::Mixed {
+                tracing::info!(program = %name, pid = pid.as_raw(), %status, "main process exited; waiting for its process group");
+                p.last_exit = Some(status);
+                p.phase = Phase::Draining {
+                    pgid: pid,
+                    kill_at,
+                    killed: false,
+                };
+                return;
+            }
+        }
+        // Otherwise whatever the leader left behind in its group goes with it,
+        // so a restart never races leftovers (a forked child, a helper).
         actions.push(Action::SignalGroup {
             pgid: pid,
             signal: Signal::SIGKILL,
         });
-        let p = self.programs.get_mut(&name).expect("owner exists");
         let phase = std::mem::replace(&mut p.phase, Phase::Stopped);
         match phase {
             Phase::Stopping {
@@ -352,11 +420,9 @@ impl Engine {
                 kill_at: now + p.cfg.stop_timeout,
                 killed: false,
                 failed_start: Some(reason),
+                pre_stop: false,
             };
-            actions.push(Action::SignalGroup {
-                pgid: pid,
-                signal: p.cfg.stop_signal,
-            });
+            actions.push(stop_action(&p.cfg, pid));
             actions.push(Action::StopCheck {
                 name: name.to_string(),
             });
@@ -453,6 +519,14 @@ impl Engine {
     /// SIGKILL to every live group, now.
     fn kill_all(&mut self, now: Instant, actions: &mut Vec<Action>) {
         for p in self.programs.values_mut() {
+            if let Phase::Draining { pgid, killed, .. } = &mut p.phase {
+                actions.push(Action::SignalGroup {
+                    pgid: *pgid,
+                    signal: Signal::SIGKILL,
+                });
+                *killed = true;
+                continue;
+            }
             if let Some(pid) = p.phase.live_pid() {
                 actions.push(Action::SignalGroup {
                     pgid: pid,
@@ -469,16 +543,32 @@ impl Engine {
                         kill_at,
                         killed: true,
                         failed_start,
+                        pre_stop: false,
                     },
                     _ => Phase::Stopping {
                         pid,
                         kill_at: now,
                         killed: true,
                         failed_start: None,
+                        pre_stop: false,
                     },
                 };
             }
         }
+    }
+}
+
+/// The stop signal of a program, to its group or (`mixed`) its main process.
+pub(crate) fn stop_action(cfg: &crate::config::ProgramConfig, pid: Pid) -> Action {
+    match cfg.kill_mode {
+        crate::config::KillMode::Group => Action::SignalGroup {
+            pgid: pid,
+            signal: cfg.stop_signal,
+        },
+        crate::config::KillMode::Mixed => Action::SignalProcess {
+            pid,
+            signal: cfg.stop_signal,
+        },
     }
 }
 

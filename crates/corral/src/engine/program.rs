@@ -69,6 +69,16 @@ pub enum Phase {
         /// Stopped because its start failed (ready timeout): treat its exit as
         /// a failure for the restart policy once it is gone.
         failed_start: Option<String>,
+        /// `pre_stop` is running; the stop signal goes out when it is done.
+        pre_stop: bool,
+    },
+    /// The main process has exited after a `kill_mode = "mixed"` stop and
+    /// the rest of its group is finishing (Chromium's network service writing
+    /// the cookie store). Done when the group is empty; SIGKILL at `kill_at`.
+    Draining {
+        pgid: Pid,
+        kill_at: Instant,
+        killed: bool,
     },
     /// Ended and will not be restarted (restart policy said no).
     Exited { status: ExitStatus },
@@ -99,6 +109,7 @@ impl Phase {
                 | Phase::Starting { .. }
                 | Phase::Running { .. }
                 | Phase::Stopping { .. }
+                | Phase::Draining { .. }
         )
     }
 
@@ -114,7 +125,7 @@ impl Phase {
             Phase::Backoff { .. } => "BACKOFF",
             Phase::Spawning { .. } | Phase::PreStart { .. } | Phase::Starting { .. } => "STARTING",
             Phase::Running { .. } => "RUNNING",
-            Phase::Stopping { .. } => "STOPPING",
+            Phase::Stopping { .. } | Phase::Draining { .. } => "STOPPING",
             Phase::Exited { .. } => "EXITED",
             Phase::Done => "DONE",
             Phase::Fatal { .. } => "FATAL",

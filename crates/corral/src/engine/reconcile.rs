@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use super::{Action, Engine, Phase};
+use super::{stop_action, Action, Engine, Phase};
 
 impl Engine {
     /// Must this program be down now? When it is not wanted, when corral is
@@ -127,6 +127,18 @@ impl Engine {
                         signal: Signal::SIGKILL,
                     });
                 }
+                Phase::Draining {
+                    pgid,
+                    kill_at,
+                    killed,
+                } if !*killed && *kill_at <= now => {
+                    tracing::warn!(program = %name, "its process group did not finish in time: SIGKILL");
+                    *killed = true;
+                    actions.push(Action::SignalGroup {
+                        pgid: *pgid,
+                        signal: Signal::SIGKILL,
+                    });
+                }
                 Phase::Starting {
                     deadline: Some(d), ..
                 } if *d <= now => {
@@ -174,17 +186,25 @@ impl Engine {
         let Some(pid) = p.phase.live_pid() else {
             return;
         };
-        tracing::info!(program = %name, pid = pid.as_raw(), signal = %p.cfg.stop_signal, "stopping");
+        // pre_stop is for a program that is up (Chromium closing itself over
+        // CDP); one still starting just gets its stop signal.
+        let pre_stop = p.cfg.pre_stop.is_some() && matches!(p.phase, Phase::Running { .. });
+        tracing::info!(program = %name, pid = pid.as_raw(), signal = %p.cfg.stop_signal, pre_stop, "stopping");
         p.phase = Phase::Stopping {
             pid,
             kill_at: now + p.cfg.stop_timeout,
             killed: false,
             failed_start: None,
+            pre_stop,
         };
-        actions.push(Action::SignalGroup {
-            pgid: pid,
-            signal: p.cfg.stop_signal,
-        });
+        if pre_stop {
+            actions.push(Action::RunPreStop {
+                name: name.to_string(),
+                generation: p.generation,
+            });
+        } else {
+            actions.push(stop_action(&p.cfg, pid));
+        }
         actions.push(Action::StopCheck {
             name: name.to_string(),
         });

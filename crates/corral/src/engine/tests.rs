@@ -37,8 +37,10 @@ fn prog(name: &str) -> ProgramConfig {
         restart_window: Duration::from_secs(60),
         rlimits: Rlimits::default(),
         stop_signal: Signal::SIGTERM,
+        kill_mode: crate::config::KillMode::Group,
         stop_timeout: Duration::from_secs(2),
         pre_start: None,
+        pre_stop: None,
         autostart: true,
         oneshot: false,
     }
@@ -139,11 +141,15 @@ impl World {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::SignalGroup { pgid, signal } if *signal != Signal::SIGKILL => self
-                    .pids
-                    .iter()
-                    .find(|(_, p)| *p == pgid)
-                    .map(|(n, _)| n.clone()),
+                Action::SignalGroup { pgid: pid, signal }
+                | Action::SignalProcess { pid, signal }
+                    if *signal != Signal::SIGKILL =>
+                {
+                    self.pids
+                        .iter()
+                        .find(|(_, p)| *p == pid)
+                        .map(|(n, _)| n.clone())
+                }
                 _ => None,
             })
             .collect()
@@ -623,4 +629,99 @@ fn reload_adds_removes_and_restarts_only_what_changed() {
     );
     assert_eq!(w.pids["other"], other, "unchanged program untouched");
     assert_eq!(w.phase("other"), "RUNNING");
+}
+
+#[test]
+fn pre_stop_runs_before_the_stop_signal_and_the_kill_deadline_still_holds() {
+    let mut w = World::new(vec![with("chromium", |p| {
+        p.ready = None;
+        p.pre_stop = Some(vec!["close-browser".into()]);
+    })]);
+    let pid = w.pids["chromium"];
+    let acts = w.feed(Event::Shutdown);
+    assert!(acts.iter().any(|a| matches!(a, Action::RunPreStop { .. })));
+    assert!(w.stopped(&acts).is_empty(), "no signal while pre_stop runs");
+    let generation = w.engine.program("chromium").unwrap().generation;
+    let acts = w.feed(Event::PreStopDone {
+        name: "chromium".into(),
+        generation,
+    });
+    assert_eq!(w.stopped(&acts), ["chromium"]);
+    // The grace period counts from the start of the stop.
+    let acts = w.advance(Duration::from_secs(2));
+    assert!(acts.contains(&Action::SignalGroup {
+        pgid: pid,
+        signal: Signal::SIGKILL
+    }));
+}
+
+#[test]
+fn a_program_that_exits_during_pre_stop_is_simply_stopped() {
+    let mut w = World::new(vec![with("chromium", |p| {
+        p.ready = None;
+        p.pre_stop = Some(vec!["close-browser".into()]);
+    })]);
+    w.feed(Event::Stop(vec!["chromium".into()]));
+    w.exit("chromium", ExitStatus::Code(0));
+    assert_eq!(w.phase("chromium"), "STOPPED");
+    let generation = w.engine.program("chromium").unwrap().generation;
+    let acts = w.feed(Event::PreStopDone {
+        name: "chromium".into(),
+        generation,
+    });
+    assert!(w.stopped(&acts).is_empty(), "nothing left to signal");
+}
+
+#[test]
+fn mixed_kill_mode_signals_the_main_process_and_kills_the_group() {
+    let mut w = World::new(vec![with("chromium", |p| {
+        p.ready = None;
+        p.kill_mode = crate::config::KillMode::Mixed;
+    })]);
+    let pid = w.pids["chromium"];
+    let acts = w.feed(Event::Shutdown);
+    assert!(acts.contains(&Action::SignalProcess {
+        pid,
+        signal: Signal::SIGTERM
+    }));
+    assert!(!acts.iter().any(|a| matches!(
+        a,
+        Action::SignalGroup {
+            signal: Signal::SIGTERM,
+            ..
+        }
+    )));
+    // The rest of its group may finish (the cookie store being written):
+    // no SIGKILL yet, still STOPPING, and the shutdown waits for it.
+    let acts = w.exit("chromium", ExitStatus::Code(0));
+    assert!(!acts.iter().any(|a| matches!(a, Action::SignalGroup { .. })));
+    assert_eq!(w.phase("chromium"), "STOPPING");
+    assert_eq!(w.engine.draining_groups(), [("chromium".to_string(), pid)]);
+    assert!(!acts.contains(&Action::Exit { code: 0 }));
+    let acts = w.feed(Event::GroupGone {
+        name: "chromium".into(),
+    });
+    assert_eq!(w.phase("chromium"), "STOPPED");
+    assert!(acts.contains(&Action::Exit { code: 0 }));
+}
+
+#[test]
+fn a_draining_group_is_killed_at_the_stop_deadline() {
+    let mut w = World::new(vec![with("chromium", |p| {
+        p.ready = None;
+        p.kill_mode = crate::config::KillMode::Mixed;
+    })]);
+    let pid = w.pids["chromium"];
+    w.feed(Event::Stop(vec!["chromium".into()]));
+    w.exit("chromium", ExitStatus::Code(0));
+    let acts = w.advance(Duration::from_secs(2));
+    assert!(acts.contains(&Action::SignalGroup {
+        pgid: pid,
+        signal: Signal::SIGKILL
+    }));
+    assert_eq!(
+        w.engine.next_deadline(),
+        None,
+        "no busy loop after the kill"
+    );
 }

@@ -162,6 +162,13 @@ impl Supervisor {
                         let now = Instant::now();
                         pending.extend(self.engine.handle(Event::Exited { pid, status }, now));
                     }
+                    // Draining groups' members are our children now (PID 1 or
+                    // subreaper): each reap may have taken the last one.
+                    for (name, pgid) in self.engine.draining_groups() {
+                        if killpg(pgid, None) == Err(nix::errno::Errno::ESRCH) {
+                            pending.extend(self.engine.handle(Event::GroupGone { name }, Instant::now()));
+                        }
+                    }
                     continue;
                 }
                 _ = sigterm.recv() => Event::Shutdown,
@@ -234,6 +241,7 @@ impl Supervisor {
                     pending.extend(self.engine.handle(ev, Instant::now()));
                 }
                 Action::StartCheck { name, generation } => self.start_check(name, generation),
+                Action::RunPreStop { name, generation } => self.run_pre_stop(name, generation),
                 Action::StopCheck { name } => {
                     if let Some(task) = self.checks.remove(&name) {
                         task.abort();
@@ -242,6 +250,9 @@ impl Supervisor {
                 Action::SignalGroup { pgid, signal } => {
                     // ESRCH (the group is already gone) is the common, fine case.
                     let _ = killpg(pgid, signal);
+                }
+                Action::SignalProcess { pid, signal } => {
+                    let _ = nix::sys::signal::kill(pid, signal);
                 }
                 Action::Exit { code } => return Some(code),
             }
@@ -373,6 +384,53 @@ impl Supervisor {
             )))
         });
         Some(file.clone())
+    }
+
+    /// Runs `pre_stop` as a helper (the reaper hands its status back), cut
+    /// off at half the stop timeout so the stop signal and its own grace
+    /// still fit; then reports back so the stop signal goes out.
+    fn run_pre_stop(&mut self, name: String, generation: u64) {
+        let cfg = self
+            .engine
+            .program(&name)
+            .expect("known program")
+            .cfg
+            .clone();
+        let events = self.events_tx.clone();
+        let done = Event::PreStopDone {
+            name: name.clone(),
+            generation,
+        };
+        let argv = cfg.pre_stop.clone().unwrap_or_default();
+        let spec = SpawnSpec {
+            argv: &argv,
+            env: &cfg.env,
+            cwd: cfg.cwd.as_deref(),
+            user: cfg.user.as_deref(),
+            rlimits: &cfg.rlimits,
+            capture: false,
+        };
+        let (started, status) = match self.reaper.spawn_helper(&spec) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(program = %name, "cannot run pre_stop: {e}");
+                let _ = events.send(done);
+                return;
+            }
+        };
+        let bound = cfg.stop_timeout / 2;
+        tokio::spawn(async move {
+            match tokio::time::timeout(bound, status).await {
+                Ok(Ok(s)) if s.success() => {}
+                Ok(Ok(s)) => tracing::warn!(program = %name, "pre_stop ended: {s}"),
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    tracing::warn!(program = %name, "pre_stop did not finish within {}: SIGKILL", humantime::format_duration(bound));
+                    let _ = killpg(started.pid, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            let _ = events.send(done);
+        });
     }
 
     fn start_check(&mut self, name: String, generation: u64) {

@@ -83,7 +83,7 @@ impl Snapshot {
                     }
                     Phase::Running { .. } => (State::Running, None),
                     Phase::Backoff { .. } => (State::Backoff, p.reason.clone()),
-                    Phase::Stopping { .. } => (State::Stopping, None),
+                    Phase::Stopping { .. } | Phase::Draining { .. } => (State::Stopping, None),
                     Phase::Exited { .. } => (State::Exited, p.reason.clone()),
                     Phase::Done => (State::Done, None),
                     Phase::Fatal { reason } => (State::Fatal, Some(reason.clone())),

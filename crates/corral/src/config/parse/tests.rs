@@ -381,6 +381,10 @@ fn value_errors() {
         "3:9 programs.p.ready: has 2 kinds (log, tcp); give exactly one"
     );
     assert_starts(
+        &p("kill_mode = \"soft\""),
+        "3:13 programs.p.kill_mode: invalid kill_mode \"soft\"",
+    );
+    assert_starts(
         &p("ready = { log = \"(up\" }"),
         "3:17 programs.p.ready.log: invalid regex \"(up\": ",
     );
