@@ -295,12 +295,11 @@ test('Chromium down: harvest exits non-zero with a clear error and the old file 
   }
 });
 
-// Not corral-snapshot's: Chromium 156 (Debian) does not write its cookie store
-// on SIGTERM, so a `corralctl restart chromium` (stop_signal TERM) loses the
-// persistent cookies of the last ~30 s; Browser.close keeps them. Kept as a
-// todo (runs, reported, does not fail the suite) until the deployment stops
-// Chromium with Browser.close or the like.
-test('a TERM restart (corralctl restart chromium) keeps a persistent cookie set just before it', { todo: 'Chromium does not flush cookies on SIGTERM' }, async () => {
+// Chromium 156 (Debian) does not write its cookie store on SIGTERM: a TERM
+// restart would lose the persistent cookies of the last ~30 s. The stack (as
+// the product's supervisor.toml) closes it over CDP first (pre_stop:
+// corral-cdp close-browser), which writes them.
+test('a corralctl restart chromium keeps a persistent cookie set just before it', async () => {
   const browser = await chromium.connectOverCDP(stack.cdp);
   const page = await browser.contexts()[0].newPage();
   await page.goto(`${servers.a.origin}/page?name=term`);

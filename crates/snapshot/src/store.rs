@@ -14,6 +14,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
+    remove_stale_temps(dir);
     let mut tmp = tempfile::Builder::new()
         .prefix(".snapshot-")
         .suffix(".tmp")
@@ -24,6 +25,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Temporary files older than this are leftovers of a killed writer.
+const STALE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A writer SIGKILLed between creating its temporary file and renaming it
+/// leaves the file behind (it never replaces the snapshot): remove such
+/// leftovers, but only old ones, never a write in progress.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(".snapshot-") && name.ends_with(".tmp");
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if ours && old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -41,5 +68,24 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary files left");
+    }
+
+    #[test]
+    fn old_leftovers_of_a_killed_writer_go_recent_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".snapshot-old.tmp");
+        let fresh = dir.path().join(".snapshot-fresh.tmp");
+        std::fs::write(&old, b"partial").unwrap();
+        std::fs::write(&fresh, b"in progress").unwrap();
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        write_atomic(&dir.path().join("state.json"), b"{}").unwrap();
+        assert!(!old.exists());
+        assert!(fresh.exists());
     }
 }

@@ -132,7 +132,11 @@ binds_to = ["xvfb"]
 pre_start = ["sh", "-c", ${toml(`rm -f '${profile}'/Singleton*`)}]
 ready = { tcp = "127.0.0.1:${upstream}", timeout = "60s" }
 restart = "always"
+# As the product's supervisor.toml: close over CDP (cookies written), then
+# TERM to the browser process, its group left to drain.
+pre_stop = ${toml([path.join(BIN, 'corral-cdp'), 'close-browser', '--upstream', `127.0.0.1:${upstream}`, '--timeout', '6s'])}
 stop_signal = "TERM"
+kill_mode = "mixed"
 stop_timeout = "15s"
 `;
   const config = path.join(dir, 'supervisor.toml');
