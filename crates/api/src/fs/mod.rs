@@ -167,10 +167,15 @@ pub async fn read_file(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
         }
     };
     let mut file = tokio::fs::File::from_std(file);
+    let mut len = len;
     if start > 0 {
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| ApiError::internal(format!("seek: {e}")))?;
+        match file.seek(SeekFrom::Start(start)).await {
+            Ok(_) => {}
+            // Past what the filesystem can even address (only reachable for
+            // size-0 files, whose offset is not clamped): nothing to read.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => len = Some(0),
+            Err(e) => return Err(ApiError::internal(format!("seek: {e}"))),
+        }
     }
     let mut r = Resp::new(streamed(FileStream::new(file, len)));
     *r.status_mut() = status;
