@@ -168,6 +168,8 @@ test('chromium killed again right after a restart: the bridge keeps working (no 
 });
 
 test('the bridge itself stopped by corral (SIGTERM): open WebSockets get 1001; started again, it serves', { timeout: 60_000 }, async () => {
+  // Chromium may still be coming back from the previous test's kill.
+  await waitFor('chromium answering through the bridge', async () => (await stack.get('cdp', '/json/version')).status === 200, { timeoutMs: 30_000 });
   const ws = await openWs((await stack.get('cdp', '/json/version')).json.webSocketDebuggerUrl);
   await stack.ctl('stop', 'cdp');
   const { code } = await within(10_000, ws.closed, 'close on bridge shutdown');

@@ -53,6 +53,26 @@ impl Upstream {
         }
     }
 
+    /// A request that failed on the wire: a connection closed or reset
+    /// before the answer is Chromium going away (it was killed, or is
+    /// restarting), so "down", not "answered badly".
+    fn failed(&self, e: hyper::Error) -> UpstreamError {
+        let gone = e.is_closed()
+            || e.is_incomplete_message()
+            || e.is_canceled()
+            || std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some();
+        if gone {
+            UpstreamError::Down {
+                addr: self.authority.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, e.to_string()),
+            }
+        } else {
+            self.protocol(format!("request failed: {e}"))
+        }
+    }
+
     /// A fresh TCP connection to Chrome.
     pub async fn connect(&self) -> Result<TcpStream, UpstreamError> {
         let stream = TcpStream::connect(&self.authority)
@@ -95,7 +115,7 @@ impl Upstream {
         let stream = self.connect_waiting(deadline).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| self.protocol(e.to_string()))?;
+            .map_err(|e| self.failed(e))?;
         tokio::spawn(conn);
         headers.insert(
             HOST,
@@ -109,10 +129,7 @@ impl Upstream {
             .map_err(|e| self.protocol(e.to_string()))?;
         *req.headers_mut() = headers;
         let exchange = async {
-            let resp = sender
-                .send_request(req)
-                .await
-                .map_err(|e| self.protocol(format!("request failed: {e}")))?;
+            let resp = sender.send_request(req).await.map_err(|e| self.failed(e))?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, MAX_BODY)
                 .collect()
