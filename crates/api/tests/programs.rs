@@ -41,9 +41,12 @@ fn programs_list_start_stop_restart() {
         programs,
         ..Setup::default()
     });
-    let list = wait_for("worker RUNNING", TIMEOUT, || {
+    // corral-api answers before corral's readiness check of it has polled:
+    // wait for its own RUNNING too.
+    let list = wait_for("worker and api RUNNING", TIMEOUT, || {
         let l = env.get("/programs").expect(200).json();
-        (program(&l, "worker")["state"] == "RUNNING").then_some(l)
+        (program(&l, "worker")["state"] == "RUNNING" && program(&l, "api")["state"] == "RUNNING")
+            .then_some(l)
     });
     assert_eq!(list["shutting_down"], false);
     let w = program(&list, "worker");
