@@ -10,14 +10,17 @@ use std::io::Write;
 use common::*;
 
 /// A program that prints "boot" lines, then echoes every line written to
-/// a FIFO: the test decides when it prints.
+/// a FIFO: the test decides when it prints. The FIFO is opened read-write
+/// (`<>`) so it never reaches EOF: a `while cat fifo` loop loses a line
+/// written between one `cat` reading EOF and closing (the kernel drops a
+/// pipe's buffer when its last reader closes) — that flaked in CI.
 fn echo_program(env_dir: &std::path::Path) -> (String, std::path::PathBuf) {
     let fifo = env_dir.join("feed");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo(3) with a valid C string.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
     let script = format!(
-        "echo boot-1; echo boot-2; echo boot-3; while :; do cat {}; done",
+        "echo boot-1; echo boot-2; echo boot-3; exec cat <>{}",
         fifo.display()
     );
     let toml = format!(
