@@ -12,7 +12,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -31,6 +31,9 @@ mod sse;
 pub use http::*;
 #[allow(unused_imports)]
 pub use sse::*;
+// Ports, displays, polling with a deadline, TOML quoting: shared with corral's harness.
+#[allow(unused_imports)]
+pub use corral_testkit::{argv, free_display, free_port, q, wait_for, wait_until};
 
 /// Long enough for a loaded CI machine, short enough to fail in reasonable time.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -87,70 +90,6 @@ pub fn testprog() -> String {
 }
 
 // ---- small helpers ----------------------------------------------------------
-
-/// A TCP port on 127.0.0.1 that was free a moment ago, never handed out
-/// before in this test binary.
-pub fn free_port() -> u16 {
-    static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut taken = TAKEN.lock().unwrap();
-    let taken = taken.get_or_insert_with(HashSet::new);
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        if taken.insert(port) {
-            return port;
-        }
-    }
-}
-
-/// An X display number with no server (no socket, no lock file), not handed
-/// out before in this test binary.
-pub fn free_display() -> u32 {
-    static TAKEN: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
-    let mut taken = TAKEN.lock().unwrap();
-    let taken = taken.get_or_insert_with(HashSet::new);
-    let start = 200 + (std::process::id() % 50) * 8;
-    (start..start + 400)
-        .find(|n| {
-            !taken.contains(n)
-                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .inspect(|n| {
-            taken.insert(*n);
-        })
-        .expect("a free X display")
-}
-
-/// Polls `cond` until it holds; panics with `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    wait_for(what, timeout, || cond().then_some(()))
-}
-
-/// Like [`wait_until`] for a value.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A TOML basic string.
-pub fn q(s: &str) -> String {
-    serde_json::to_string(s).expect("string")
-}
-
-/// A TOML array of strings.
-pub fn argv<S: AsRef<str>>(words: &[S]) -> String {
-    let items: Vec<String> = words.iter().map(|w| q(w.as_ref())).collect();
-    format!("[{}]", items.join(", "))
-}
 
 /// Percent-encodes a query value.
 pub fn enc(s: &str) -> String {

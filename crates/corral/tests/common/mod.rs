@@ -10,7 +10,6 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -29,6 +28,9 @@ mod procfs;
 pub use ctl::*;
 #[allow(unused_imports)]
 pub use procfs::*;
+// Ports, displays, polling with a deadline, TOML quoting: shared with corral-api's harness.
+#[allow(unused_imports)]
+pub use corral_testkit::{argv, free_display, free_port, q, wait_for, wait_until};
 
 /// Long enough for a loaded CI machine, short enough to fail in reasonable time.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -57,55 +59,6 @@ pub fn testprog() -> &'static str {
         assert!(path.exists(), "{} missing after build", path.display());
         path.to_string_lossy().into_owned()
     })
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// An X display number ≥ 50 with no server (no socket, no lock file), not
-/// handed out before in this test binary.
-pub fn free_display() -> u32 {
-    static TAKEN: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
-    let mut taken = TAKEN.lock().unwrap();
-    let taken = taken.get_or_insert_with(HashSet::new);
-    let start = 50 + (std::process::id() % 50) * 8;
-    (start..start + 400)
-        .find(|n| {
-            !taken.contains(n)
-                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .inspect(|n| {
-            taken.insert(*n);
-        })
-        .expect("a free X display")
-}
-
-/// Polls `cond` until it holds; panics with `what` after `timeout`.
-/// For conditions that have no event to wait on (file contents, /proc).
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Like [`wait_until`] for a value.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// A file's contents, or "" if it does not exist (yet).
@@ -730,17 +683,6 @@ pub fn run_corral(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A TOML basic string holding `s`.
-pub fn q(s: &str) -> String {
-    serde_json::to_string(s).expect("string")
-}
-
-/// A TOML array of strings.
-pub fn argv<S: AsRef<str>>(words: &[S]) -> String {
-    let items: Vec<String> = words.iter().map(|w| q(w.as_ref())).collect();
-    format!("[{}]", items.join(", "))
 }
 
 /// A `corral-testprog` command line with these steps, as a TOML array.
