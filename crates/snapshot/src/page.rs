@@ -17,6 +17,11 @@ use crate::cdp::{Cdp, CdpError};
 /// The document every intercepted request gets.
 const EMPTY_PAGE: &str = "<!doctype html><html><head></head><body></body></html>";
 
+/// How long `close` waits for a closed target to leave Chromium's target
+/// list, and how often it asks.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+const CLOSE_POLL: Duration = Duration::from_millis(10);
+
 pub struct ScratchPage {
     cdp: Arc<Cdp>,
     target: String,
@@ -37,9 +42,7 @@ impl ScratchPage {
         let target = created["targetId"].as_str().unwrap_or_default().to_string();
         let page = ScratchPage::attach(cdp.clone(), target.clone()).await;
         if page.is_err() {
-            let _ = cdp
-                .call(None, "Target.closeTarget", json!({ "targetId": target }))
-                .await;
+            close_target(&cdp, &target).await;
         }
         page
     }
@@ -152,13 +155,35 @@ impl ScratchPage {
     /// the target until the connection closes.
     pub async fn close(self) {
         self.fulfiller.abort();
-        let _ = self
-            .cdp
-            .call(
-                None,
-                "Target.closeTarget",
-                json!({ "targetId": self.target }),
-            )
-            .await;
+        close_target(&self.cdp, &self.target).await;
     }
+}
+
+/// Closes `target` and waits (up to a deadline) until Chromium no longer
+/// knows it. `Target.closeTarget` answers before the target has left
+/// `Target.getTargets` and `/json/list`; without the wait a harvest that has
+/// returned could still be seen with its scratch target by the next client.
+async fn close_target(cdp: &Cdp, target: &str) {
+    let params = json!({ "targetId": target });
+    if cdp
+        .call(None, "Target.closeTarget", params.clone())
+        .await
+        .is_err()
+    {
+        return; // already gone, or the connection is: nothing to wait for
+    }
+    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        // An error is "no such target" (gone) or a lost connection (Chromium
+        // closes the connection's targets itself): either way, done.
+        if cdp
+            .call(None, "Target.getTargetInfo", params.clone())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(CLOSE_POLL).await;
+    }
+    tracing::debug!(target, "scratch target still listed after closeTarget");
 }
