@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { chromium } from 'playwright-core';
 
-import { startStack, waitFor, fdCount } from './lib/stack.mjs';
+import { startStack, waitFor, fdCount, hasAcceptedPeer } from './lib/stack.mjs';
 import { openWs, wsRefusal, rawExchange, parseHttp, Cdp } from './lib/clients.mjs';
 
 const MAX = 500;
@@ -88,7 +88,7 @@ test(`${FLOOD} idle connections against --max-connections ${MAX}: capped, oldest
   const failures = [];
   while (flooding) {
     try {
-      const r = await stack.get('cdp', '/json/version', { timeoutMs: 5_000 });
+      const r = await stack.get('cdp', '/json/version', { timeoutMs: 15_000 });
       if (r.status === 200) httpOk++;
       else failures.push(`HTTP ${r.status} ${r.text}`);
     } catch (e) {
@@ -129,8 +129,9 @@ test(`${FLOOD} idle connections against --max-connections ${MAX}: capped, oldest
   assert.ok(stats.closedByServer >= FLOOD - MAX - 50, `${stats.closedByServer} closed by the bridge`);
   // Each newcomer is accepted first, then evicts the oldest idle connection, whose
   // task closes it a moment later: the count can overshoot the cap by what
-  // arrives in one burst, but no more.
-  assert.ok(maxFds <= baseline + MAX + BATCH + 40, `bridge fds peaked at ${maxFds} (baseline ${baseline}, cap ${MAX}, burst ${BATCH})`);
+  // arrives in one burst or two (on a loaded machine the closes can lag a
+  // burst behind), but no more.
+  assert.ok(maxFds <= baseline + MAX + 2 * BATCH + 40, `bridge fds peaked at ${maxFds} (baseline ${baseline}, cap ${MAX}, burst ${BATCH})`);
 
   for (const s of sockets) s.destroy();
   await waitFor(`the bridge's fd count back to ${baseline}`, () => fdCount(pid) <= baseline + 2, { timeoutMs: 20_000 });
@@ -168,13 +169,18 @@ test('every slot a busy WebSocket: a newcomer gets 503 "too many connections" at
   held[3].close(1000);
   await waitFor('a slot to be free again', async () => (await stack.get('small', '/json/version')).status === 200, { timeoutMs: 10_000 });
   // Two busy, two idle: a newcomer evicts the oldest idle, not a WebSocket.
-  const idle1 = await rawExchangeStart(port);
-  await new Promise((r) => setTimeout(r, 50));
-  const idle2 = await rawExchangeStart(port);
+  // Each step waits until the bridge has really let go of / accepted a socket
+  // (its fd table), so the order of the two idle connections is certain.
+  const smallPid = stack.bridgePid('small');
+  const held2Port = held[2]._socket.localPort;
   held[2].close(1000);
   await held[2].closed;
+  await waitFor('the bridge to release held[2]', () => !hasAcceptedPeer(smallPid, held2Port), { timeoutMs: 5_000 });
+  const idle1 = await rawExchangeStart(port);
+  await waitFor('the bridge to accept idle1', () => hasAcceptedPeer(smallPid, idle1.sock.localPort), { timeoutMs: 5_000 });
+  const idle2 = await rawExchangeStart(port);
+  await waitFor('the bridge to accept idle2', () => hasAcceptedPeer(smallPid, idle2.sock.localPort), { timeoutMs: 5_000 });
   // Now: held[0], held[1] busy; idle1, idle2 idle; 4 of 4.
-  await waitFor('idle sockets counted', async () => true);
   const served = await stack.get('small', '/json/version');
   assert.equal(served.status, 200, served.text);
   await waitFor('the oldest idle connection to be closed', () => idle1.closed, { timeoutMs: 5_000 });

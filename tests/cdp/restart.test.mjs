@@ -21,8 +21,9 @@ before(async () => {
       // The same bridge with --wait-ready: requests wait for Chromium instead of a 503.
       held: { args: ['--wait-ready', '30s'] },
     },
-    // A 2 s restart delay makes the outage long enough to observe every time.
-    chromiumBackoff: '{ initial = "2s", max = "2s", reset_after = "1h" }',
+    // An 8 s restart delay makes the outage long enough to observe every
+    // time, even on a loaded machine (the checks below take well under 1 s).
+    chromiumBackoff: '{ initial = "8s", max = "8s", reset_after = "1h" }',
   });
 });
 
@@ -75,7 +76,7 @@ test('SIGKILL chromium: clients closed with 1011, 503 during the outage, old URL
       assert.equal(r.json.error, 'chromium is down', r.text);
       assert.ok(r.json.detail, r.text);
       assert.match(r.headers.get('content-type'), /application\/json/);
-      assert.ok(ms < 1_000, `${p} answered in ${ms} ms`);
+      assert.ok(ms < 3_000, `${p} answered in ${ms} ms (at once, not held)`);
     }
     const put = await stack.get('cdp', '/json/new?about:blank', { method: 'PUT', timeoutMs: 5_000 });
     assert.equal(put.status, 503);
@@ -84,9 +85,9 @@ test('SIGKILL chromium: clients closed with 1011, 503 during the outage, old URL
       const e = await within(5_000, wsRefusal(url), `upgrade to ${url}`);
       assert.equal(e.status, 503, `${url}: ${e.body}`);
       assert.equal(e.json?.error, 'chromium is down', e.body);
-      assert.ok(Date.now() - t0 < 1_000);
+      assert.ok(Date.now() - t0 < 3_000);
     }
-    // Still down while we checked: the 2 s backoff was not over.
+    // Still down while we checked: the 8 s backoff was not over.
     assert.notEqual((await stack.status('chromium')).state, 'RUNNING');
   });
 
@@ -116,7 +117,7 @@ test('SIGKILL chromium: clients closed with 1011, 503 during the outage, old URL
     // The held bridge answers at once when nothing is wrong.
     const t0 = Date.now();
     assert.equal((await stack.get('held', '/json/version')).status, 200);
-    assert.ok(Date.now() - t0 < 1_000);
+    assert.ok(Date.now() - t0 < 3_000);
   });
 
   await t.test('Playwright connectOverCDP with the OLD ws URL and with the http URL', async () => {

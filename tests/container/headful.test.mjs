@@ -100,7 +100,7 @@ function assertReverseOrder(order) {
   before('novnc', 'x11vnc'); // depends_on
 }
 
-describe('headful image in real containers', { timeout: 15 * 60_000 }, () => {
+describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
   let A, B, C;
 
   before(async () => {
@@ -332,7 +332,7 @@ describe('headful image in real containers', { timeout: 15 * 60_000 }, () => {
     assert.ok(chrome.soft > 4096, 'the cap is x11vnc\'s only');
   });
 
-  it(`chaos: ${CHAOS_KILLS} random SIGKILLs, every program comes back, no zombies`, { timeout: 8 * 60_000 }, async (t) => {
+  it(`chaos: ${CHAOS_KILLS} random SIGKILLs, every program comes back, no zombies`, { timeout: 14 * 60_000 }, async (t) => {
     // A program killed again before it has been up for its backoff's
     // reset_after (supervisor.toml: chromium 30 s, the others 10 s) restarts
     // after a growing delay (up to 10 s for chromium, 30 s by default): that is

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startStack, originServer, runSnapshot, startServe, strayTemps, SNAPSHOT } from './lib/stack.mjs';
+import { startStack, originServer, runSnapshot, startServe, strayTemps, waitFor, SNAPSHOT } from './lib/stack.mjs';
 import { writeStorage, setCookiesFor } from './lib/seed.mjs';
 
 let stack;
@@ -55,10 +55,16 @@ before(async () => {
   const r = await runSnapshot(['harvest', '--cdp', stack.cdp, '--out', ref, '--profile', stack.profile]);
   assert.equal(r.code, 0, r.stderr);
   good = fs.readFileSync(ref);
-  // Time a second, warm one: the kills are spread over [0, 1.3 × this].
-  const r2 = await runSnapshot(['harvest', '--cdp', stack.cdp, '--out', ref, '--profile', stack.profile]);
-  assert.ok(fs.readFileSync(ref).equals(good), 'two harvests of unchanged storage differ');
-  harvestMs = r2.ms;
+  // Time three warm ones and keep the fastest: the kills are spread over
+  // [0, 1.3 × that]. One slow run (a loaded machine) would spread the kills
+  // past the end of most harvests.
+  const times = [];
+  for (let i = 0; i < 3; i++) {
+    const r2 = await runSnapshot(['harvest', '--cdp', stack.cdp, '--out', ref, '--profile', stack.profile]);
+    assert.ok(fs.readFileSync(ref).equals(good), 'two harvests of unchanged storage differ');
+    times.push(r2.ms);
+  }
+  harvestMs = Math.min(...times);
 });
 
 after(async () => {
@@ -66,12 +72,15 @@ after(async () => {
   await stack?.stop();
 });
 
-test('SIGKILL at random points of `harvest` (30 times): the file is absent or a complete good snapshot', async (t) => {
+test('SIGKILL at random points of `harvest` (30 times or more): the file is absent or a complete good snapshot', async (t) => {
   const dir = fs.mkdtempSync(path.join(stack.dir, 'kill-'));
   const out = path.join(dir, 'storage-state.json');
   const targetsBefore = await pageTargets();
   const outcomes = { killed: 0, finished: 0, absent: 0, good: 0 };
-  for (let i = 0; i < 30; i++) {
+  // At least 30 runs, and on until 10 of them were killed mid-way (a run
+  // that finishes before its kill is a valid outcome, just not the one under
+  // test); 100 runs at most.
+  for (let i = 0; i < 100 && (i < 30 || outcomes.killed < 10); i++) {
     const delay = Math.floor(Math.random() * harvestMs * 1.3);
     const child = spawn(SNAPSHOT, ['harvest', '--cdp', stack.cdp, '--out', out, '--profile', stack.profile], { stdio: 'ignore' });
     const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
@@ -110,7 +119,10 @@ test('a SIGKILLed harvest leaves no scratch target behind in the browser', async
     setTimeout(() => child.kill('SIGKILL'), Math.max(1, Math.floor(harvestMs * 0.6)));
     await exited;
   }
-  const afterKills = await pageTargets();
+  // Chromium closes a dead client's scratch target as it notices the
+  // disconnect, asynchronously: wait (with a deadline) for the count to settle.
+  let afterKills;
+  await waitFor('the page targets to return to their count before', async () => (afterKills = await pageTargets()) === before, { timeoutMs: 15_000 }).catch(() => {});
   assert.equal(afterKills, before, `page targets: ${before} before, ${afterKills} after 10 killed harvests`);
 });
 

@@ -104,7 +104,7 @@ fn procs_exec_runs_to_completion() {
         .post(
             "/process/exec",
             &json!({
-                "argv": ["sh", "-c", "sleep 600 & echo $!; wait"], "timeout_ms": 300,
+                "argv": ["sh", "-c", "sleep 600 & echo $!; wait"], "timeout_ms": 3000,
             }),
         )
         .expect(200)

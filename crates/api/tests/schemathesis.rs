@@ -24,7 +24,7 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
                       response_schema_conformance,response_headers_conformance";
 
 /// Bound on the whole run (the suite keeps it under ~3 minutes).
-const RUN_LIMIT: Duration = Duration::from_secs(240);
+const RUN_LIMIT: Duration = Duration::from_secs(600);
 
 fn st_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("CORRAL_SCHEMATHESIS") {

@@ -72,7 +72,7 @@ depends_on = ["gate"]
 
 [programs.slowstop]
 command = {slowstop}
-stop_timeout = "2s"
+stop_timeout = "10s"
 "#,
         http = http_config(port),
         wait = tp(&["wait"]),
@@ -259,6 +259,47 @@ autostart = false
     assert!(m["corral_reaped_total"] >= 1.0, "{m:?}");
     assert_eq!(s.status_of("victim")["restarts"], 1);
 
+    c.term();
+    assert_eq!(c.wait_exit(TIMEOUT), 0);
+}
+
+/// What corral logs, its interfaces already show: the moment a "ready" line
+/// appears, /metrics says that program is ready. Each program here starts
+/// the next one, so corral spawns a process between deciding "ready" and
+/// publishing it. It holds because the listeners share the loop's one
+/// thread: a question is answered only when the loop waits again, after it
+/// has published. Tests (and users' scripts) that act on a log line rely on
+/// this; it guards against moving the listeners to other threads.
+#[test]
+fn a_logged_state_is_already_published() {
+    let s = Scratch::new();
+    let port = free_port();
+    let n = 12;
+    let mut cfg = http_config(port);
+    for i in 0..n {
+        let dep = if i == 0 {
+            String::new()
+        } else {
+            format!("depends_on = [\"p{}\"]\n", i - 1)
+        };
+        cfg.push_str(&format!(
+            "[programs.p{i}]\ncommand = {}\nready = {{ log = \"^up$\" }}\n{dep}\n",
+            tp(&["print", "up", "wait"])
+        ));
+    }
+    let mut c = s.start(&cfg);
+    c.wait_message("serving /livez /readyz /metrics", None, TIMEOUT);
+    for i in 0..n {
+        let name = format!("p{i}");
+        c.wait_event("ready", Some(&name), TIMEOUT);
+        let (_, m) = metrics(port);
+        let key = format!("corral_program_ready{{program=\"{name}\"}}");
+        assert_eq!(
+            m.get(&key),
+            Some(&1.0),
+            "{key} right after its 'ready' line"
+        );
+    }
     c.term();
     assert_eq!(c.wait_exit(TIMEOUT), 0);
 }

@@ -50,10 +50,6 @@ backoff = {{ initial = "200ms", max = "500ms", reset_after = "1h" }}
             "gap {i} was {gap:.3}s, far more than {want}s (gaps {gaps:?})"
         );
     }
-    assert!(
-        gaps[1] > gaps[0] + 0.1,
-        "the second delay did not grow: {gaps:?}"
-    );
     c.term();
     assert_eq!(c.wait_exit(TIMEOUT), 0);
 }
@@ -117,6 +113,7 @@ fn restart_policies() {
     }
     // …and by then (several backoff periods later) the others would have too.
     for name in ["never_fail", "never_ok", "onfail_ok"] {
+        c.wait_event("exited", Some(name), TIMEOUT);
         assert_eq!(
             c.events_of("started", Some(name)).len(),
             1,

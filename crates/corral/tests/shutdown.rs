@@ -72,7 +72,7 @@ fn term_ignored_means_kill_of_the_whole_group() {
 [programs.base]
 command = {base}
 ready = {{ file = {base_ready} }}
-stop_timeout = "3s"
+stop_timeout = "10s"
 
 [programs.stubborn]
 command = {stubborn}

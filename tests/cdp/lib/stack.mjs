@@ -87,6 +87,31 @@ export function fdCount(pid) {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/**
+ * Whether process `pid` holds an accepted TCP socket whose peer is
+ * 127.0.0.1:`peerPort`: the exact "the bridge has accepted this connection".
+ * A connection still in the listen backlog has inode 0 in /proc/net/tcp and is
+ * in no fd table, so it does not count.
+ */
+export function hasAcceptedPeer(pid, peerPort) {
+  const hexPort = peerPort.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = fs
+    .readFileSync(`/proc/${pid}/net/tcp`, 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length > 9 && f[2] === `0100007F:${hexPort}` && f[9] !== '0')
+    .map((f) => `socket:[${f[9]}]`);
+  if (inodes.length === 0) return false;
+  const dir = `/proc/${pid}/fd`;
+  for (const fd of fs.readdirSync(dir)) {
+    try {
+      if (inodes.includes(fs.readlinkSync(`${dir}/${fd}`))) return true;
+    } catch {}
+  }
+  return false;
+}
+
 export function threadCount(pid) {
   return fs.readdirSync(`/proc/${pid}/task`).length;
 }
