@@ -52,12 +52,9 @@ enum Helper {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match corral_boot::args::<Args>() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     init_logging();
     if let Some(Helper::CloseBrowser { timeout }) = args.helper {
@@ -128,13 +125,5 @@ fn main() -> ExitCode {
 
 /// Text logs on stderr, JSON with CORRAL_LOG_FORMAT=json, like corral's.
 fn init_logging() {
-    let json = std::env::var("CORRAL_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
+    corral_boot::init_logging();
 }

@@ -8,7 +8,6 @@
 
 pub mod config;
 pub mod engine;
-pub mod logging;
 pub mod prep_profile;
 pub mod runtime;
 

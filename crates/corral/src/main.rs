@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use corral::{config, exit_code, logging, runtime};
+use corral::{config, exit_code, runtime};
 
 #[derive(Parser)]
 #[command(
@@ -36,17 +36,9 @@ enum Helper {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match corral_boot::args::<Args>() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
-                }
-                _ => ExitCode::from(exit_code::USAGE as u8),
-            };
-        }
+        Err(code) => return code,
     };
     if let Some(Helper::PrepProfile { dir }) = &args.helper {
         return match corral::prep_profile::prep_profile(dir) {
@@ -76,7 +68,7 @@ fn main() -> ExitCode {
         let _ = writeln!(out, "{}", config::start_order(&cfg));
         return ExitCode::SUCCESS;
     }
-    logging::init();
+    corral_boot::init_logging();
     let code = runtime::run(cfg);
     ExitCode::from(code.clamp(0, 255) as u8)
 }
