@@ -108,6 +108,24 @@ where
     BodyExt::boxed(StreamBody::new(stream.map(|r| r.map(Frame::data))))
 }
 
+/// A `200 text/event-stream` answer whose events are the chunks sent on
+/// `rx` (already framed as SSE); it ends when every sender is gone.
+pub fn sse(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Resp {
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    let mut r = Response::new(streamed(body));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx and friends would otherwise hold events back.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp {
     let mut body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');

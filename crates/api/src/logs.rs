@@ -18,12 +18,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_proto::{Request, Response};
-use hyper::header::{self, HeaderValue};
-use hyper::StatusCode;
 use inotify::{Inotify, WatchMask};
 use tokio::sync::mpsc;
 
-use crate::http::{param, query, streamed, ApiError, Req, Resp};
+use crate::http::{param, query, sse, ApiError, Req, Resp};
 use crate::AppState;
 
 /// Most lines sent up front.
@@ -101,25 +99,7 @@ pub async fn stream(req: Req, state: &AppState) -> Result<Resp, ApiError> {
             ))
         }
     }
-    let body = tokio_stream(rx);
-    let mut r = Resp::new(streamed(body));
-    *r.status_mut() = StatusCode::OK;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(r)
-}
-
-fn tokio_stream(
-    rx: mpsc::Receiver<Bytes>,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync {
-    futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
-    )
+    Ok(sse(rx))
 }
 
 /// One SSE event per line. Returns false once the client is gone.

@@ -51,6 +51,12 @@ fn logs_program_output_streams_as_it_prints() {
     // Without follow: the backlog (last N lines), then the end.
     let r = env.get("/logs/stream?program=echo&lines=2").expect(200);
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert_eq!(
+        r.header("x-accel-buffering"),
+        Some("no"),
+        "proxies must not buffer"
+    );
     assert_eq!(
         r.text(),
         "event: line\ndata: boot-2\n\nevent: line\ndata: boot-3\n\n"

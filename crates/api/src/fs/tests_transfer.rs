@@ -1,14 +1,13 @@
 //! Transfers over real HTTP (helpers in `tests_http`): multipart
 //! uploads, the streamed directory zip and its round trip through
-//! `upload_zip`, and the flat-memory check for a 200 MB directory.
+//! `upload_zip`. That the zip's memory does not grow with the directory is
+//! measured on the real binary by bench/api (200 MiB, VmHWM), not here: a
+//! test process's peak RSS is shared with every test running beside it.
 
 use std::io::{Cursor, Read, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use serde_json::json;
 
 use super::tests_http::{send, server, setup};
@@ -193,56 +192,4 @@ async fn fs_http_zip_round_trip() {
     )
     .await;
     assert_eq!(u.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-}
-
-/// Streams a 200 MB directory and checks the peak RSS barely moves.
-/// `cargo test -p corral-api fs_http_download_memory -- --ignored`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow: writes and zips 200 MB"]
-async fn fs_http_download_memory_flat() {
-    let (_t, root) = setup();
-    std::fs::create_dir(root.join("big")).unwrap();
-    let mut x: u64 = 88172645463325252;
-    for i in 0..4 {
-        let mut f = std::fs::File::create(root.join(format!("big/{i}"))).unwrap();
-        let mut buf = vec![0u8; 1 << 20];
-        for _ in 0..50 {
-            for b in buf.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            f.write_all(&buf).unwrap();
-        }
-    }
-    let hwm = || {
-        let s = std::fs::read_to_string("/proc/self/status").unwrap();
-        let l = s
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .unwrap()
-            .to_string();
-        l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
-    };
-    let before = hwm();
-    let a = server(root.clone()).await;
-    let s = tokio::net::TcpStream::connect(a).await.unwrap();
-    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = Request::get("/fs/download_dir_zip?path=/big")
-        .header("host", "x")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let mut body = tx.send_request(req).await.unwrap().into_body();
-    let mut total = 0usize;
-    while let Some(f) = body.frame().await {
-        total += f.unwrap().data_ref().map_or(0, |d| d.len());
-    }
-    let grew_mb = (hwm().saturating_sub(before)) / 1024;
-    eprintln!("zip of 200 MB: {total} bytes streamed; peak RSS grew {grew_mb} MB");
-    assert!(total > 200 << 20);
-    assert!(grew_mb < 40, "peak RSS grew {grew_mb} MB");
 }

@@ -36,11 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{self, HeaderValue};
 use tokio::sync::mpsc;
 
 use super::{Exit, Proc};
-use crate::http::{streamed, Resp};
+use crate::http::{sse, Resp};
 
 /// Formatted events kept per process for clients that join late or lag.
 pub const REPLAY_BYTES: usize = 1024 * 1024;
@@ -201,21 +200,7 @@ fn complete_prefix(b: &[u8]) -> usize {
 pub fn sse_response(proc: Arc<Proc>) -> Resp {
     let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
     tokio::spawn(feed(proc, tx));
-    let body =
-        futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
-        );
-    let mut r = Resp::new(streamed(body));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // nginx and friends would otherwise hold events back.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    r
+    sse(rx)
 }
 
 /// Copies events to one client until the exit event or until it leaves.
