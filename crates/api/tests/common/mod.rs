@@ -26,11 +26,14 @@ use serde_json::Value;
 
 mod http;
 mod sse;
+mod zips;
 // Each test file uses a different part of the harness.
 #[allow(unused_imports)]
 pub use http::*;
 #[allow(unused_imports)]
 pub use sse::*;
+#[allow(unused_imports)]
+pub use zips::*;
 // Ports, displays, polling with a deadline, TOML quoting: shared with corral's harness.
 #[allow(unused_imports)]
 pub use corral_testkit::{argv, free_display, free_port, q, wait_for, wait_until};
