@@ -110,7 +110,10 @@ test(`${FLOOD} idle connections against --max-connections ${MAX}: capped, oldest
   assert.equal(await (await browser.contexts()[0].newPage()).evaluate(() => 1 + 1), 2);
   await browser.close();
 
-  await waitFor('evictions to be seen by the clients', () => stats.closedByServer >= FLOOD - MAX - 50, { timeoutMs: 10_000 }).catch(() => {});
+  // The bridge closes the oldest idle as each newcomer arrives; on a loaded
+  // machine the last closes reach the clients a while after the flood ends.
+  const openNow = () => sockets.filter((s) => !s.info.closedByServer).length;
+  await waitFor('evictions to be seen by the clients', () => openNow() <= MAX, { timeoutMs: 30_000 }).catch(() => {});
   const stillOpen = sockets.filter((s) => !s.info.closedByServer).length;
   const evictedWithData = sockets.filter((s) => s.info.closedByServer && s.info.data).map((s) => s.info.data);
   evictedAnswered = evictedWithData.length;

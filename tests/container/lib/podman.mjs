@@ -9,6 +9,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { waitFor as pollUntil } from '../../lib/common.mjs';
 
 const execFileP = promisify(execFile);
 
@@ -37,22 +38,9 @@ export async function podman(args, { timeoutMs = 120_000, allowFail = false } = 
 /** `podman exec NAME sh -c SCRIPT` */
 export const sh = (name, script, opts) => podman(['exec', name, 'sh', '-c', script], opts);
 
-/** Polls `check` until it returns a truthy value (returned), or throws after `timeoutMs`. */
-export async function waitFor(what, check, { timeoutMs = 30_000, intervalMs = 100 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+/** `waitFor` of tests/lib/common.mjs, polling every 100 ms unless told otherwise. */
+export function waitFor(what, check, { intervalMs = 100, ...opts } = {}) {
+  return pollUntil(what, check, { ...opts, intervalMs });
 }
 
 /** GET with a short timeout; resolves to { status, text, headers } or null when unreachable. */
