@@ -23,7 +23,6 @@ gaps, the 50 ms sampling period and a documented settle pause before idle readin
 """
 
 import argparse
-import datetime
 import hashlib
 import http.client
 import json
@@ -34,15 +33,19 @@ import random
 import secrets
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import zipfile
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), os.pardir, "lib"))
+from benchlib import (  # noqa: E402  (bench/lib/benchlib.py, found from this file's path)
+    CLK_TCK, cpu_model, cpu_ticks, exit_on_term, free_ports, goal_mark, load_average, logger,
+    machine_line, md_table, mib, open_fds, publish, read, record_pid, render_section,
+    status_kib, summary, utc_now,
+)
+
 MIB = 1024 * 1024
 POLL_GAP_S = 0.01
 SAMPLE_EVERY_S = 0.05
@@ -58,42 +61,16 @@ UPLOAD_DIRS = 100
 UPLOAD_SEED = 20251121
 
 
-def log(msg):
-    print(f"[bench/api] {msg}", file=sys.stderr, flush=True)
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def percentile(samples, p):
-    """Nearest rank: the smallest sample with at least p% of them at or below it."""
-    s = sorted(samples)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
+log = logger("bench/api")
 
 
 def summary_ms(ns):
     ms = [x / 1e6 for x in ns]
-    return {"n": len(ms), "median": statistics.median(ms), "p99": percentile(ms, 99),
-            "mean": statistics.fmean(ms), "min": min(ms), "max": max(ms)}
+    return {"n": len(ms), **summary(ms)}
 
 
 # --------------------------------------------------------------------------
 # corral-api, the process
-
-def status_kib(pid, field):
-    for line in read(f"/proc/{pid}/status").splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def cpu_ticks(pid):
-    """utime + stime of the whole process (all threads, also exited ones)."""
-    fields = read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
 
 def reset_hwm(pid):
     """VmHWM back to the current RSS (writing 5 to clear_refs), so a later VmHWM
@@ -133,16 +110,10 @@ class Sampler:
         self.peak = max(self.peak, status_kib(self.pid, "VmRSS"))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Api:
     def __init__(self, args):
         self.args = args
-        self.port = free_port()
+        (self.port,) = free_ports(1)
         self.token = secrets.token_urlsafe(24)
         self.root = os.path.join(args.workdir, "root")
         os.makedirs(self.root)
@@ -156,9 +127,7 @@ class Api:
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
-        if args.pidfile:
-            with open(args.pidfile, "a") as f:
-                f.write(f"{self.proc.pid}\n")
+        record_pid(args.pidfile, self.proc.pid)
         self.pid = self.proc.pid
         self.headers = {"Authorization": f"Bearer {self.token}"}
         deadline = time.monotonic() + START_DEADLINE_S
@@ -196,7 +165,7 @@ class Api:
             c.close()
 
     def open_fds(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        return open_fds(self.pid)
 
     def idle_rss(self, fds):
         """VmRSS once corral-api holds no more descriptors than when idle (polled),
@@ -432,30 +401,15 @@ def measure_upload(api, args, idle_fds):
 # --------------------------------------------------------------------------
 # The report
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        for line in read("/proc/cpuinfo").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, {platform.machine()}"
-
-
 def render(res, args):
     ex, dl, up = res["exec"], res["download"], res["upload"]
     small, large = dl[0], dl[-1]
-
-    def mib(kib):
-        return f"{kib / 1024:.2f} MiB"
 
     def ms(s):
         return f"{s['median']:.3f} / {s['p99']:.3f} ms"
 
     def mark(ok):
-        return " ✅" if ok else " ❌ goal missed"
+        return " " + goal_mark(ok)
 
     overhead = ex["exec_ka"]["median"] - ex["spawn"]["median"]
     over_sub = ex["exec_ka"]["median"] - ex["subprocess"]["median"]
@@ -503,20 +457,16 @@ def render(res, args):
         ("… corral-api RSS idle before → peak (sampled / VmHWM)", "",
          f'{mib(up["idle_kib"])} → {mib(up["peak_kib"])} / ' + (mib(up["hwm_kib"]) if up["hwm_kib"] else "n/a")),
     ]
-    table = ["| measure | goal | corral-api |", "|---|---|---|"]
-    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        "<!-- bench:api:start (generated by bench/api/run; edits here are overwritten) -->",
-        "## api",
+    table = md_table(("measure", "goal", "corral-api"), rows)
+    return render_section("api", [
         "",
         "corral-api, the HTTP control API: the cost of running a command through it next to",
         "spawning the command directly, a streamed directory zip (memory must not grow with the",
         "directory), and a zip of 10,000 files extracted — in one run against one corral-api.",
         "",
         f"- command: `{args.command}`",
-        f"- date: {now}",
-        f"- machine: {machine()}; load average at the start {args.load_at_start} (other work on the machine shows up as outliers)",
+        f"- date: {utc_now()}",
+        machine_line(cpu_model(), args.load_at_start),
         f"- corral-api: {args.api_version}",
         f"- client: Python {platform.python_version()} (http.client, zipfile; standard library only)",
         "",
@@ -528,23 +478,7 @@ def render(res, args):
         f"- **exec**: `{{\"argv\":[\"true\"]}}`, answers checked (200, `exit_code` 0). {args.warmup} of each kind to warm up, then blocks of {args.block}, alternating A B C D E / E D C B A so drift falls on all kinds alike, {n} of each: exec on one keep-alive `http.client` connection; exec with a new connection per request (connect + request + answer + close); `GET /healthz` on the keep-alive connection (what the HTTP exchange and this Python client cost alone); `true` spawned by this client with `os.posix_spawn` + `os.waitpid` (fork+exec+wait, no pipes); and with `subprocess.run` capturing stdout/stderr through pipes, which is what the API does for each exec (pipes read to EOF, a process group of its own, a timeout armed). Times are `perf_counter_ns` around each call; p99 is nearest-rank. The overhead row is what the API adds to the cheapest way to run `true` at all; corral-api's CPU is its utime+stime (10 ms ticks) over the keep-alive exec blocks only, divided by their count (the child's own time is not in it).",
         f"- **download**: directories of {small['files']} and {large['files']} files of `os.urandom` (1 MiB each; incompressible, so deflate cannot shrink the work), written just before, so read from the page cache. One `GET /fs/download_dir_zip?path=/DIR`, read in 1 MiB pieces and written to a file; time from the request to the last byte. The zip is then checked: every file present, `testzip()` (all CRCs) clean, sizes summing to the source. RSS: VmRSS of corral-api read after its open-fd count is back to idle and {SETTLE_S:g} s more (idle), then sampled every 50 ms on a thread of the client during the transfer, and VmHWM after it (reset before it by writing 5 to /proc/PID/clear_refs). The goal is that memory does not depend on the directory's size: the zip is made by a blocking thread writing 64 KiB chunks into a 4-chunk channel that the HTTP body drains.",
         f"- **upload**: a zip (`zipfile`, deflate) of {up['files']:,} files of 100–1000 random hex characters in {UPLOAD_DIRS} directories (no directory entries: {up['files']:,} entries, exactly `upload_zip`'s limit), from a fixed seed. One `POST /fs/upload_zip?dest=/upload` with `Content-Type: application/zip`; time from the request to the answer, which comes after the archive was spooled, validated entry by entry, extracted into a staging directory, synced (one `syncfs`, so the time includes flushing to disk, and whatever else was dirty on that filesystem) and renamed into place. Then every file under the destination is compared (SHA-256) with the archive's, and anything else there (a staging directory, a temp file) counts as a failure.",
-        "<!-- bench:api:end -->",
     ])
-
-
-def write_section(path, section):
-    """Replaces the api section of the file (between its markers), keeps the rest."""
-    start, end = "<!-- bench:api:start", "<!-- bench:api:end -->"
-    try:
-        text = read(path)
-    except FileNotFoundError:
-        text = "# Benchmarks\n\nEach section is written by the script named in it.\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def main():
@@ -568,8 +502,8 @@ def main():
     args.api = os.path.abspath(args.api)
     args.workdir = os.path.abspath(args.workdir)
     # A TERM from the wrapper's trap unwinds through the finally block (api.stop()).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    args.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    exit_on_term()
+    args.load_at_start = load_average()
 
     api = Api(args)
     try:
@@ -588,11 +522,7 @@ def main():
     warnings = [l for l in read(api.stderr_path).splitlines() if " WARN " in l or " ERROR " in l]
     if code != 0 or warnings:
         raise RuntimeError(f"corral-api exited {code}; warnings/errors: {warnings[:5]}")
-    section = render(res, args)
-    print(section)
-    if args.out:
-        write_section(args.out, section)
-        log(f"wrote the api section of {args.out}")
+    publish("api", render(res, args), args.out, log)
 
 
 if __name__ == "__main__":

@@ -23,23 +23,25 @@ during the load and the documented settle pause before an idle reading.
 """
 
 import argparse
-import datetime
 import http.client
 import json
-import math
 import os
-import platform
 import shlex
-import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import xmlrpc.client
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), os.pardir, "lib"))
+from benchlib import (  # noqa: E402  (bench/lib/benchlib.py, found from this file's path)
+    RSS_FIELDS, UNSHARE_PID1, cell, corral_pid, cpu_counters, exit_on_term, forget_pid,
+    free_ports, goal_mark, load_average, logger, machine_line, md_table, memory_kib, mib,
+    nproc, open_fds, publish, read, record_pid, render_section, stop_tree, summary,
+    supervisord_head, supervisord_python, tcp_accepts, utc_now, version_of, wait_for,
+)
+
 PROGRAMS = 5
 # Between two polls of a condition.
 POLL_GAP_S = 0.005
@@ -53,99 +55,9 @@ START_DEADLINE_S = 30.0
 RPC_BODY = xmlrpc.client.dumps((), "supervisor.getAllProcessInfo")
 
 
-def log(msg):
-    print(f"[bench/control] {msg}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------
-# /proc
-
-
-def read(path):
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read()
-
-
-def children_of(pid):
-    kids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = read(f"/proc/{name}/stat")
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-            kids.append(int(name))
-    return kids
-
-
-def descendants(root):
-    found, frontier = [], [root]
-    while frontier:
-        for kid in children_of(frontier.pop()):
-            found.append(kid)
-            frontier.append(kid)
-    return found
-
-
-def status_fields(pid):
-    out = {}
-    for line in read(f"/proc/{pid}/status").splitlines():
-        key, _, value = line.partition(":")
-        out[key] = value.strip()
-    return out
-
-
-def memory_kib(pid):
-    st = status_fields(pid)
-    return {key: int(st[field].split()[0]) for key, field in
-            (("rss_kib", "VmRSS"), ("anon_kib", "RssAnon"), ("file_kib", "RssFile"),
-             ("hwm_kib", "VmHWM"))}
-
-
-def cpu(pid):
-    """(utime+stime seconds, schedstat run ns summed over threads, threads)."""
-    stat = read(f"/proc/{pid}/stat")
-    fields = stat[stat.rindex(")") + 2:].split()
-    ticks = int(fields[11]) + int(fields[12])
-    run_ns, tids = 0, os.listdir(f"/proc/{pid}/task")
-    for tid in tids:
-        try:
-            run_ns += int(read(f"/proc/{pid}/task/{tid}/schedstat").split()[0])
-        except OSError:
-            pass
-    return ticks / CLK_TCK, run_ns, len(tids)
-
-
-def open_fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-# --------------------------------------------------------------------------
-# Waiting on real conditions
-
-
-def wait_for(what, check, deadline_s, alive=None):
-    """Polls check() until it returns a true value; returns that value."""
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        if alive is not None and alive.poll() is not None:
-            raise RuntimeError(f"the supervisor exited ({alive.returncode}) before {what}")
-        if time.monotonic() > end:
-            raise TimeoutError(f"{what}: not within {deadline_s:g}s")
-        time.sleep(POLL_GAP_S)
-
-
-def tcp_accepts(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+log = logger("bench/control")
+# What memory_kib() reads here: VmRSS and its parts, and VmHWM (the peak).
+MEMORY_FIELDS = RSS_FIELDS + (("hwm_kib", "VmHWM"),)
 
 
 def unix_accepts(path):
@@ -161,18 +73,6 @@ def http_call(port, method, path, body=None, headers=None):
         return r.status, r.read()
     finally:
         conn.close()
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 # --------------------------------------------------------------------------
@@ -210,21 +110,9 @@ class Supervisor:
         """SIGTERM to the supervisor, then SIGKILL to whatever of it is left."""
         if self.proc is None:
             return
-        below = descendants(self.proc.pid)
         try:
-            os.kill(self.pid, signal.SIGTERM)
-            self.proc.wait(timeout=deadline_s)
-        except (ProcessLookupError, subprocess.TimeoutExpired, RuntimeError, TimeoutError) as e:
-            log(f"{self.name} did not stop within {deadline_s:g}s ({e!r}); killing")
+            stop_tree(self.proc, lambda: self.pid, self.name, log, deadline_s)
         finally:
-            for pid in set(below) | set(descendants(self.proc.pid)):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
             forget_pid(self.args.pidfile, self.proc.pid)
             self.proc = None
 
@@ -253,8 +141,7 @@ class Corral(Supervisor):
         with open(self.conf, "w") as f:
             f.write("\n".join(lines))
         self._pid = None
-        proc = self.spawn(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL",
-                           self.args.corral, "--config", self.conf], "corral.out")
+        proc = self.spawn(UNSHARE_PID1 + [self.args.corral, "--config", self.conf], "corral.out")
         wait_for("corral's control socket accepts", lambda: unix_accepts(self.socket),
                  START_DEADLINE_S, proc)
         for port in self.ports + [self.http_port]:
@@ -267,8 +154,7 @@ class Corral(Supervisor):
     def pid(self):
         # corral itself is unshare's only child.
         if self._pid is None:
-            self._pid = wait_for("corral runs under unshare",
-                                 lambda: (children_of(self.proc.pid) or [None])[0], 10, self.proc)
+            self._pid = corral_pid(self.proc, os.path.join(self.workdir, "corral.out"))
         return self._pid
 
     def ctl_argv(self):
@@ -296,17 +182,8 @@ class Supervisord(Supervisor):
 
     def launch(self):
         d = self.workdir
-        os.makedirs(f"{d}/childlog", exist_ok=True)
         self.socket = f"{d}/supervisor.sock"
-        lines = [
-            "[unix_http_server]", f"file={self.socket}", "chmod=0700", "",
-            "[inet_http_server]", f"port=127.0.0.1:{self.http_port}", "",
-            "[supervisord]", "nodaemon=true", f"logfile={d}/supervisord.log",
-            f"pidfile={d}/supervisord.pid", f"childlogdir={d}/childlog", "user=root", "",
-            "[rpcinterface:supervisor]",
-            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-            "[supervisorctl]", f"serverurl=unix://{self.socket}", "",
-        ]
+        lines = supervisord_head(d, http_port=self.http_port)
         for name, argv in self.programs():
             lines += [f"[program:{name}]", f"command={' '.join(argv)}", "autostart=true",
                       "autorestart=true", "startsecs=1", "stopasgroup=true",
@@ -351,22 +228,6 @@ class Supervisord(Supervisor):
         return f"http://127.0.0.1:{self.http_port}/RPC2"
 
 
-# The pid file the shell wrapper reads in its trap, to kill what this script started
-# if it could not clean up itself (e.g. it was killed).
-
-def record_pid(path, pid):
-    if path:
-        with open(path, "a") as f:
-            f.write(f"{pid}\n")
-
-
-def forget_pid(path, pid):
-    if path and os.path.exists(path):
-        keep = [line for line in read(path).split() if line != str(pid)]
-        with open(path, "w") as f:
-            f.write("".join(f"{p}\n" for p in keep))
-
-
 # --------------------------------------------------------------------------
 # The measurements
 
@@ -386,12 +247,6 @@ end
 '''
 
 
-def percentile(samples, p):
-    """Nearest rank: the smallest sample with at least p% of them at or below it."""
-    s = sorted(samples)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
-
-
 def measure_ctl(sup, args):
     argv = sup.ctl_argv()
     first = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -407,9 +262,7 @@ def measure_ctl(sup, args):
     times = [t * 1000 for t in res["times"]]
     if any(res.get("exit_codes") or []):
         raise RuntimeError(f"{sup.name}: some status calls failed: {res['exit_codes']}")
-    ctl = {"median": statistics.median(times), "p99": percentile(times, 99),
-           "mean": statistics.fmean(times), "min": min(times), "max": max(times),
-           "runs": len(times)}
+    ctl = {**summary(times), "runs": len(times)}
     log(f"{sup.name} status ms: " + ", ".join(f"{k} {v:.2f}" for k, v in ctl.items()))
     return ctl
 
@@ -423,8 +276,8 @@ def measure_load(sup, args):
         f.write(sup.wrk_script() + WRK_DONE)
     pid = sup.pid
     fds_before = open_fds(pid)
-    mem0 = memory_kib(pid)
-    cpu_s0, ns0, _ = cpu(pid)
+    mem0 = memory_kib(pid, MEMORY_FIELDS)
+    cpu_s0, ns0, _, _ = cpu_counters(pid)
     t0 = time.monotonic()
     wrk = subprocess.Popen(["wrk", "-t", str(args.threads), "-c", str(args.connections),
                             "-d", f"{args.load_seconds:g}s", "--timeout", args.wrk_timeout,
@@ -438,8 +291,8 @@ def measure_load(sup, args):
     try:
         while reader.is_alive():
             try:
-                peak_rss = max(peak_rss, memory_kib(pid)["rss_kib"])
-                peak_threads = max(peak_threads, cpu(pid)[2])
+                peak_rss = max(peak_rss, memory_kib(pid, MEMORY_FIELDS)["rss_kib"])
+                peak_threads = max(peak_threads, cpu_counters(pid)[3])
                 peak_fds = max(peak_fds, open_fds(pid))
             except OSError:
                 raise RuntimeError(f"{sup.name} died during the load")
@@ -450,8 +303,8 @@ def measure_load(sup, args):
             wrk.kill()
             reader.join()
     wall = time.monotonic() - t0
-    cpu_s1, ns1, _ = cpu(pid)
-    mem1 = memory_kib(pid)
+    cpu_s1, ns1, _, _ = cpu_counters(pid)
+    mem1 = memory_kib(pid, MEMORY_FIELDS)
     text = output["out"]
     sys.stderr.write(text)
     lines = [line for line in text.splitlines() if line.startswith("WRKJSON ")]
@@ -486,7 +339,7 @@ def measure_side(cls, args, name):
         sup.launch()
         pid = sup.pid
         time.sleep(SETTLE_S)
-        before = memory_kib(pid)
+        before = memory_kib(pid, MEMORY_FIELDS)
         fds_idle = open_fds(pid)
         log(f"{name}: idle before {before}; {args.runs} status calls")
         ctl = measure_ctl(sup, args)
@@ -497,7 +350,7 @@ def measure_side(cls, args, name):
         wait_for(f"{name} closes the load's connections",
                  lambda: open_fds(pid) <= fds_idle, 30)
         time.sleep(SETTLE_S)
-        after = memory_kib(pid)
+        after = memory_kib(pid, MEMORY_FIELDS)
         log(f"{name}: idle after {after}")
         return {"ctl": ctl, "load": load, "idle_before": before, "idle_after": after}
     finally:
@@ -508,32 +361,8 @@ def measure_side(cls, args, name):
 # Report
 
 
-def version_of(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
-def supervisord_python(path):
-    try:
-        with open(path) as f:
-            first = f.readline()
-    except OSError:
-        return "python3"
-    return first[2:].split()[0] if first.startswith("#!") else "python3"
-
-
 def render(results, args):
     c, s = results.get("corral"), results.get("supervisord")
-    na = "not measured"
-
-    def cell(r, f):
-        return f(r) if r else na
-
-    def mib(kib):
-        return f"{kib / 1024:.2f} MiB"
 
     def ms(v):
         return f"{v:.2f} ms"
@@ -585,25 +414,20 @@ def render(results, args):
             "idle_before": c["idle_before"]["rss_kib"] < 4 * 1024,
             "idle_after": c["idle_after"]["rss_kib"] < 4 * 1024,
         }
-        rows = [(a, b, f"{x} {'✅' if met[k] else '❌ goal missed'}" if k in met else x, y, k)
+        rows = [(a, b, f"{x} {goal_mark(met[k])}" if k in met else x, y, k)
                 for a, b, x, y, k in rows]
-    table = ["| measure | goal (corral) | corral | supervisord |", "|---|---|---|---|"]
-    table += [f"| {a} | {b} | {x} | {y} |" for a, b, x, y, _ in rows]
+    table = md_table(("measure", "goal (corral)", "corral", "supervisord"),
+                     [(a, b, x, y) for a, b, x, y, _ in rows])
 
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        "<!-- bench:control:start (generated by bench/control/run; edits here are overwritten) -->",
-        "## control",
+    return render_section("control", [
         "",
         "corral's control plane (`corralctl`, the `[supervisor] http` probe listener) against",
         "supervisord's (`supervisorctl`, its XML-RPC over HTTP), each supervising the same 5",
         "programs, measured side by side in one run.",
         "",
         f"- command: `{args.command}`",
-        f"- date: {now}",
-        f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
-        f"Linux {platform.release()}, {platform.machine()}; load average at the start "
-        f"{args.load_at_start} (other work on the machine shows up as outliers)",
+        f"- date: {utc_now()}",
+        machine_line(nproc(), args.load_at_start),
         f"- corral: {args.corral_version}; corralctl: {version_of([args.corralctl, '--version'])}",
         f"- supervisord: {version_of([args.supervisord, '--version'])} on "
         f"{version_of([supervisord_python(args.supervisord), '--version'])}",
@@ -653,23 +477,7 @@ def render(results, args):
         "RssAnon and RssFile (file-backed: the binary's and libraries' pages, shareable). "
         "What grew between the two readings is memory the supervisor kept after serving the "
         "load (heap it freed but did not give back to the system, or what it still holds).",
-        "<!-- bench:control:end -->",
     ])
-
-
-def write_section(path, section):
-    """Replaces the control section of the file (between its markers), keeps the rest."""
-    start, end = "<!-- bench:control:start", "<!-- bench:control:end -->"
-    try:
-        text = read(path)
-    except FileNotFoundError:
-        text = "# Benchmarks\n\nEach section is written by the script named in it.\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def main():
@@ -699,20 +507,16 @@ def main():
     for attr in ("corral", "corralctl", "testprog", "workdir"):
         setattr(args, attr, os.path.abspath(getattr(args, attr)))
     # A TERM from the wrapper's trap unwinds through the finally blocks (stop()).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_term()
 
-    args.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    args.load_at_start = load_average()
     results = {}
     for name, cls in (("corral", Corral), ("supervisord", Supervisord)):
         if args.only and args.only != name:
             continue
         results[name] = measure_side(cls, args, name)
 
-    section = render(results, args)
-    print(section)
-    if args.out:
-        write_section(args.out, section)
-        log(f"wrote the control section of {args.out}")
+    publish("control", render(results, args), args.out, log)
 
 
 if __name__ == "__main__":

@@ -19,20 +19,21 @@ restarted program outlive supervisord's startsecs / corral's backoff reset_after
 """
 
 import argparse
-import datetime
 import os
-import platform
-import select
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), os.pardir, "lib"))
+from benchlib import (  # noqa: E402  (bench/lib/benchlib.py, found from this file's path)
+    UNSHARE_PID1, cell, corral_pid, cpu_counters, descendants, free_ports, goal_mark,
+    load_average, logger, machine_line, md_table, memory_kib, mib, nproc, proc_table,
+    pss_kib, publish, render_section, stop_tree, supervisord_head, supervisord_python,
+    tcp_accepts, utc_now, version_of, wait_exit, wait_for,
+)
 
 # Start-up delays of the cold-start chain, in the order they depend on each other.
 CHAIN_DELAYS_MS = [100, 150, 200, 250]
@@ -48,47 +49,7 @@ POLL_GAP_S = 0.0003
 SETTLE_AFTER_RESTART_S = 2.0
 
 
-def log(msg):
-    print(f"[bench/init] {msg}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------
-# /proc helpers
-
-
-def read(path):
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read()
-
-
-def proc_table():
-    """Maps pid -> (ppid, argv) for every live process."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = read(f"/proc/{name}/stat")
-            argv = read(f"/proc/{name}/cmdline").split("\0")
-        except OSError:
-            continue  # gone meanwhile
-        # The comm field may hold spaces and parentheses: split after the last ')'.
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        table[int(name)] = (ppid, [a for a in argv if a])
-    return table
-
-
-def descendants(root):
-    """Pids below `root` (children, grandchildren, ...), not root itself."""
-    table = proc_table()
-    found, frontier = [], [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, _) in table.items():
-            if ppid == parent:
-                found.append(pid)
-                frontier.append(pid)
-    return found
+log = logger("bench/init")
 
 
 def find_descendant(root, needle, deadline_s=10.0):
@@ -98,101 +59,22 @@ def find_descendant(root, needle, deadline_s=10.0):
     while time.monotonic() < end:
         table = proc_table()
         for pid in descendants(root):
-            argv = table.get(pid, (0, []))[1]
+            argv = table[pid].argv if pid in table else []
             if argv and needle in argv and argv[0].endswith("corral-testprog"):
                 return pid
         time.sleep(0.005)
     raise TimeoutError(f"no process with {needle!r} under pid {root}")
 
 
-def status_fields(pid):
-    out = {}
-    for line in read(f"/proc/{pid}/status").splitlines():
-        key, _, value = line.partition(":")
-        out[key] = value.strip()
-    return out
-
-
-def memory_kib(pid):
+def memory(pid):
     """VmRSS, its anonymous and file-backed parts, and Pss of one process, in KiB."""
-    st = status_fields(pid)
-    mem = {key: int(st[field].split()[0]) for key, field in
-           (("rss_kib", "VmRSS"), ("anon_kib", "RssAnon"), ("file_kib", "RssFile"))}
-    for line in read(f"/proc/{pid}/smaps_rollup").splitlines():
-        if line.startswith("Pss:"):
-            mem["pss_kib"] = int(line.split()[1])
-    return mem
-
-
-def cpu_counters(pid):
-    """(CPU seconds from utime+stime, CPU ns from schedstat, context switches).
-
-    /proc/PID/stat sums all threads but ticks at CLK_TCK (10 ms); schedstat gives
-    nanoseconds, per thread. Context switches are per thread in
-    /proc/PID/task/TID/status, so they are summed over every thread.
-    """
-    stat = read(f"/proc/{pid}/stat")
-    fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    run_ns, switches = 0, 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            run_ns += int(read(f"/proc/{pid}/task/{tid}/schedstat").split()[0])
-            st = status_fields(f"{pid}/task/{tid}")
-        except OSError:
-            continue
-        switches += int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
-    return ticks / CLK_TCK, run_ns, switches
-
-
-# --------------------------------------------------------------------------
-# Waiting on real conditions
-
-
-def accepts(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    return dict(memory_kib(pid), pss_kib=pss_kib(pid))
 
 
 def wait_accepting(port, deadline_s, alive=None):
     """Polls connect() until it succeeds; returns time.monotonic() of that moment."""
-    end = time.monotonic() + deadline_s
-    while True:
-        if accepts(port):
-            return time.monotonic()
-        now = time.monotonic()
-        if now > end:
-            raise TimeoutError(f"127.0.0.1:{port} did not accept within {deadline_s}s")
-        if alive is not None and alive.poll() is not None:
-            raise RuntimeError(f"supervisor exited ({alive.returncode}) before :{port} accepted")
-        time.sleep(POLL_GAP_S)
-
-
-def wait_exit(pid, deadline_s):
-    """Blocks until `pid` (not our child) has exited, on a pidfd: no polling."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        ready, _, _ = select.select([fd], [], [], deadline_s)
-        if not ready:
-            raise TimeoutError(f"pid {pid} still alive after {deadline_s}s")
-    finally:
-        os.close(fd)
-
-
-def free_ports(n):
-    """n distinct TCP ports that are free now (the kernel picks them)."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+    return wait_for(f"127.0.0.1:{port} accepts", lambda: tcp_accepts(port) and time.monotonic(),
+                    deadline_s, alive, gap_s=POLL_GAP_S)
 
 
 # --------------------------------------------------------------------------
@@ -226,29 +108,11 @@ class Supervisor:
         """SIGTERM, then wait for every process it started to be gone."""
         if self.proc is None:
             return
-        below = descendants(self.proc.pid)
         try:
-            os.kill(self.pid, signal.SIGTERM)
-            self.proc.wait(timeout=deadline_s)
-        except (ProcessLookupError, subprocess.TimeoutExpired, RuntimeError, TimeoutError) as e:
-            log(f"{self.name} did not stop cleanly within {deadline_s}s ({e!r}); killing")
+            for pid in stop_tree(self.proc, lambda: self.pid, self.name, log, deadline_s):
+                wait_exit(pid, 10.0)
         finally:
-            self.kill_all(below)
-
-    def kill_all(self, pids=()):
-        if self.proc is None:
-            return
-        for pid in set(pids) | set(descendants(self.proc.pid)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for pid in pids:
-            wait_exit(pid, 10.0)
-        self.proc = None
+            self.proc = None
 
 
 class Corral(Supervisor):
@@ -277,10 +141,8 @@ class Corral(Supervisor):
             lines.append("")
         with open(path, "w") as f:
             f.write("\n".join(lines))
-        # unshare --fork: corral becomes PID 1 of the namespace; --kill-child makes
-        # sure nothing outlives this benchmark if unshare itself is killed.
-        cmd = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL",
-               self.args.corral, "--config", path]
+        # unshare --fork: corral becomes PID 1 of the namespace.
+        cmd = UNSHARE_PID1 + [self.args.corral, "--config", path]
         self.proc = subprocess.Popen(cmd, stdout=self.out(), stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         self._pid = None
@@ -290,17 +152,7 @@ class Corral(Supervisor):
     def pid(self):
         # The corral process is unshare's only child.
         if self._pid is None:
-            end = time.monotonic() + 10
-            while time.monotonic() < end:
-                kids = [p for p, (pp, _) in proc_table().items() if pp == self.proc.pid]
-                if kids:
-                    self._pid = kids[0]
-                    break
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"corral exited with {self.proc.returncode}; see {self.workdir}/corral.out")
-                time.sleep(0.001)
-            else:
-                raise TimeoutError("corral did not start under unshare")
+            self._pid = corral_pid(self.proc, f"{self.workdir}/corral.out")
         return self._pid
 
     def out(self):
@@ -314,16 +166,8 @@ class Supervisord(Supervisor):
 
     def launch(self, programs):
         d = self.workdir
-        os.makedirs(f"{d}/childlog", exist_ok=True)
         # The seeds' shape: a control socket for supervisorctl, logs to files.
-        lines = [
-            "[unix_http_server]", f"file={d}/supervisor.sock", "chmod=0700", "",
-            "[supervisord]", "nodaemon=true", f"logfile={d}/supervisord.log",
-            f"pidfile={d}/supervisord.pid", f"childlogdir={d}/childlog", "user=root", "",
-            "[rpcinterface:supervisor]",
-            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-            "[supervisorctl]", f"serverurl=unix://{d}/supervisor.sock", "",
-        ]
+        lines = supervisord_head(d)
         for i, p in enumerate(programs):
             command = " ".join(p["argv"])
             if p.get("after_port"):
@@ -366,11 +210,11 @@ def idle_and_restart(sup, testprog, idle_s, repeats):
         # Let the supervisor finish start-up bookkeeping (supervisord moves its
         # programs to RUNNING after startsecs=1) before the idle window opens.
         time.sleep(SETTLE_AFTER_RESTART_S)
-        mem_before = memory_kib(pid)
-        cpu0, ns0, sw0 = cpu_counters(pid)
+        mem_before = memory(pid)
+        cpu0, ns0, sw0, _ = cpu_counters(pid, switches=True)
         time.sleep(idle_s)  # the measurement window itself
-        cpu1, ns1, sw1 = cpu_counters(pid)
-        mem_after = memory_kib(pid)
+        cpu1, ns1, sw1, _ = cpu_counters(pid, switches=True)
+        mem_after = memory(pid)
         # Report the reading with the larger RSS: growth while idle must show.
         idle = max(mem_before, mem_after, key=lambda m: m["rss_kib"])
         idle.update({
@@ -451,24 +295,6 @@ def cold_start(sup, testprog, repeats, seeds_style):
 # Report
 
 
-def version_of(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
-def supervisord_python(path):
-    """The interpreter supervisord runs on: its #! line (Debian's /usr/bin/python3)."""
-    try:
-        with open(path) as f:
-            first = f.readline()
-    except OSError:
-        return "python3"
-    return first[2:].split()[0] if first.startswith("#!") else "python3"
-
-
 def fmt_ms(samples):
     return f"{statistics.median(samples):.1f} / {max(samples):.1f}"
 
@@ -477,14 +303,6 @@ def render(results, args):
     c, s = results.get("corral"), results.get("supervisord")
     own = results["own"]
     own_sum = sum(own)
-    na = "not measured"
-
-    def cell(r, f):
-        return f(r) if r else na
-
-    def mib(kib):
-        return f"{kib / 1024:.2f} MiB"
-
     rows = [
         ("idle RSS (VmRSS) of the supervisor, 5 programs", "< 4 MiB",
          cell(c, lambda r: mib(r["idle"]["rss_kib"])), cell(s, lambda r: mib(r["idle"]["rss_kib"]))),
@@ -521,25 +339,19 @@ def render(results, args):
             rows[5][0]: c["idle"]["switches"] == 0,
             rows[8][0]: statistics.median(c["cold"]) <= own_sum * 1.1,
         }
-        rows = [(a, b, f"{x} {'✅' if met[a] else '❌ goal missed'}" if a in met else x, y)
+        rows = [(a, b, f"{x} {goal_mark(met[a])}" if a in met else x, y)
                 for a, b, x, y in rows]
-    table = ["| measure | goal (corral) | corral | supervisord |", "|---|---|---|---|"]
-    table += [f"| {a} | {b} | {x} | {y} |" for a, b, x, y in rows]
+    table = md_table(("measure", "goal (corral)", "corral", "supervisord"), rows)
 
     own_txt = " + ".join(f"{m:.1f}" for m in own)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        "<!-- bench:init:start (generated by bench/init/run; edits here are overwritten) -->",
-        "## init",
+    return render_section("init", [
         "",
         "corral against supervisord as the container's supervisor, on the same programs",
         "(`corral-testprog`), measured side by side in one run.",
         "",
         f"- command: `{args.command}`",
-        f"- date: {now}",
-        f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
-        f"Linux {platform.release()}, {platform.machine()}; load average at the start "
-        f"{args.load_at_start} (other work on the machine shows up as outliers)",
+        f"- date: {utc_now()}",
+        machine_line(nproc(), args.load_at_start),
         f"- corral: {args.corral_version}",
         f"- supervisord: {version_of([args.supervisord, '--version'])} on "
         f"{version_of([supervisord_python(args.supervisord), '--version'])}",
@@ -579,25 +391,7 @@ def render(results, args):
         "a plain child, with its socket, pidfile and logs in the run's temp directory. "
         "Neither has an HTTP listener: corral's `[supervisor] http` is left out, "
         "supervisord has its unix control socket as in the seeds.",
-        "<!-- bench:init:end -->",
     ])
-
-
-def write_section(path, section):
-    """Replaces the init section of the file (between its markers), keeps the rest."""
-    start, end = "<!-- bench:init:start", "<!-- bench:init:end -->"
-    try:
-        text = read(path)
-    except FileNotFoundError:
-        text = "# Benchmarks\n\nEach section is written by the script named in it.\n"
-    if start in text and end in text:
-        before = text[: text.index(start)]
-        after = text[text.index(end) + len(end):]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def main():
@@ -618,7 +412,7 @@ def main():
     args.corral = os.path.abspath(args.corral)
     args.testprog = os.path.abspath(args.testprog)
 
-    args.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    args.load_at_start = load_average()
     results = {}
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         log(f"own start times of the chain programs (run dir {tmp})")
@@ -638,11 +432,7 @@ def main():
                               args.cold_repeats, seeds_style)
             results[name] = {"idle": idle, "restart": restart, "cold": cold}
 
-    section = render(results, args)
-    print(section)
-    if args.out:
-        write_section(args.out, section)
-        log(f"wrote the init section of {args.out}")
+    publish("init", render(results, args), args.out, log)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,6 @@ import datetime
 import http.client
 import json
 import os
-import platform
-import select
 import shutil
 import signal
 import socket
@@ -42,7 +40,12 @@ import subprocess
 import sys
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), os.pardir, "lib"))
+from benchlib import (  # noqa: E402  (bench/lib/benchlib.py, found from this file's path)
+    CLK_TCK, NOT_MEASURED, UNSHARE_PID1, cell, corral_pid, cpu_model, exit_on_term,
+    goal_mark, load_average, logger, machine, md_table, memory_kib, mib, proc_table,
+    publish, read, render_section, supervisord_head, utc_now, version_of, wait_exit,
+)
 
 # Fixed ports, as in the images: free for sure, since this runs in its own
 # network namespace.
@@ -72,47 +75,13 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def log(msg):
-    print(f"[bench/stack] {msg}", file=sys.stderr, flush=True)
-
-
-def read(path):
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read()
+log = logger("bench/stack")
+# What memory_kib() reads here, by these (shorter) keys.
+MEMORY_FIELDS = (("rss", "VmRSS"), ("anon", "RssAnon"), ("file", "RssFile"))
 
 
 # --------------------------------------------------------------------------
 # /proc
-
-
-def proc_table():
-    """pid -> (ppid, state, argv, starttime ticks) for every process in the namespace."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = read(f"/proc/{name}/stat")
-            argv = read(f"/proc/{name}/cmdline").split("\0")
-        except OSError:
-            continue
-        rest = stat[stat.rindex(")") + 2:].split()
-        table[int(name)] = (int(rest[1]), rest[0], [a for a in argv if a], int(rest[19]))
-    return table
-
-
-def status_fields(pid):
-    out = {}
-    for line in read(f"/proc/{pid}/status").splitlines():
-        key, _, value = line.partition(":")
-        out[key] = value.strip()
-    return out
-
-
-def memory_kib(pid):
-    st = status_fields(pid)
-    return {key: int(st[field].split()[0]) for key, field in
-            (("rss", "VmRSS"), ("anon", "RssAnon"), ("file", "RssFile"))}
 
 
 def boottime_s():
@@ -140,19 +109,6 @@ def find_one(pred, deadline_s=10.0):
         if time.monotonic() > end:
             raise TimeoutError(f"expected one matching process, found {hits}")
         time.sleep(0.005)
-
-
-def wait_exit(pid, deadline_s):
-    """Blocks on a pidfd until `pid` has exited."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if not select.select([fd], [], [], deadline_s)[0]:
-            raise TimeoutError(f"pid {pid} still alive after {deadline_s}s")
-    finally:
-        os.close(fd)
 
 
 # Popen children this process waits for itself; every other child is an orphan
@@ -422,24 +378,13 @@ restart = "always"
         with open(path, "w") as f:
             f.write(toml)
         self._pid = None
-        return self.spawn(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL",
-                           a.corral, "--config", path], "corral.out")
+        return self.spawn(UNSHARE_PID1 + [a.corral, "--config", path], "corral.out")
 
     @property
     def pid(self):
         # corral is unshare's only child (PID 1 of its namespace).
         if self._pid is None:
-            end = time.monotonic() + 10
-            while True:
-                kids = [p for p, (pp, _, _, _) in proc_table().items() if pp == self.proc.pid]
-                if kids:
-                    self._pid = kids[0]
-                    break
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"corral exited ({self.proc.returncode}); see {self.workdir}/corral.out")
-                if time.monotonic() > end:
-                    raise TimeoutError("corral did not start under unshare")
-                time.sleep(0.001)
+            self._pid = corral_pid(self.proc, f"{self.workdir}/corral.out")
         return self._pid
 
     def bridge_pid(self):
@@ -452,7 +397,6 @@ class Supervisord(Stack):
 
     def launch(self, profile):
         a, d = self.args, self.workdir
-        os.makedirs(f"{d}/childlog", exist_ok=True)
         xsock = f"/tmp/.X11-unix/X{a.display}"
 
         def sh(argv):
@@ -473,15 +417,7 @@ class Supervisord(Stack):
             ("cdp", f"/usr/bin/socat TCP-LISTEN:{CDP_PORT},bind=127.0.0.1,reuseaddr,fork "
                     f"TCP:127.0.0.1:{CHROME_PORT}", []),
         ]
-        lines = [
-            "; Written by bench/stack/measure.py: the seeds' shape.",
-            "[unix_http_server]", f"file={d}/supervisor.sock", "chmod=0700", "",
-            "[supervisord]", "nodaemon=true", f"logfile={d}/supervisord.log",
-            f"pidfile={d}/supervisord.pid", f"childlogdir={d}/childlog", "user=root", "",
-            "[rpcinterface:supervisor]",
-            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-            "[supervisorctl]", f"serverurl=unix://{d}/supervisor.sock", "",
-        ]
+        lines = ["; Written by bench/stack/measure.py: the seeds' shape.", *supervisord_head(d)]
         for i, (name, command, extra) in enumerate(programs):
             lines += [f"[program:{name}]", f"command={command}", f"priority={10 * (i + 1)}",
                       "autostart=true", "autorestart=true", *extra,
@@ -589,8 +525,8 @@ def long_round(stack, kills):
         time.sleep(IDLE_SETTLE_S)
         sup, bridge = stack.pid, stack.bridge_pid()
         for _ in range(5):
-            out["rss"].append(memory_kib(sup))
-            out["bridge"].append(memory_kib(bridge))
+            out["rss"].append(memory_kib(sup, MEMORY_FIELDS))
+            out["bridge"].append(memory_kib(bridge, MEMORY_FIELDS))
             time.sleep(0.5)
         for kind in ("chromium", "x11vnc"):
             for _ in range(kills):
@@ -609,14 +545,6 @@ def long_round(stack, kills):
 # Report
 
 
-def version_of(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
 def deb_version(pkg):
     return version_of(["dpkg-query", "-W", "-f=${Version}", pkg])
 
@@ -629,23 +557,14 @@ def ms_cell(xs):
     return f"{med(xs):.0f} ({min(xs):.0f}–{max(xs):.0f})"
 
 
-def mib(kib):
-    return f"{kib / 1024:.2f} MiB"
-
-
 def render(res, args, images, load_end):
     c, s = res.get("corral"), res.get("supervisord")
-    na = "not measured"
-
-    def cell(r, f):
-        return f(r) if r else na
 
     def ratio_row(title, get, goal):
         if not (c and s):
-            return (title, f"≤ {goal}×", na, "")
+            return (title, f"≤ {goal}×", NOT_MEASURED, "")
         r = med(get(c)) / med(get(s))
-        mark = "✅" if r <= goal else "❌ goal missed"
-        return (title, f"≤ {goal}×", f"{r:.2f}× {mark}", "1×")
+        return (title, f"≤ {goal}×", f"{r:.2f}× {goal_mark(r <= goal)}", "1×")
 
     n_cold = len(c["cold"]["cdp"]) if c else len(s["cold"]["cdp"])
     n_kill = len(c["chromium"]) if c else len(s["chromium"])
@@ -666,7 +585,7 @@ def render(res, args, images, load_end):
         ("… SIGKILL → new browser process forked, ms (to 10 ms)", "",
          cell(c, lambda r: ms_cell(r["chromium_spawn"])), cell(s, lambda r: ms_cell(r["chromium_spawn"]))),
         ("… corral / supervisord (medians)", "",
-         f"{med(c['chromium']) / med(s['chromium']):.2f}×" if c and s else na, "1×" if c and s else ""),
+         f"{med(c['chromium']) / med(s['chromium']):.2f}×" if c and s else NOT_MEASURED, "1×" if c and s else ""),
         (f"x11vnc SIGKILL → `RFB 003.008` on :5900 again, ms, median (min–max) of {n_kill}",
          "≤ 0.2 × supervisord", cell(c, lambda r: ms_cell(r["x11vnc"])), cell(s, lambda r: ms_cell(r["x11vnc"]))),
         ("… SIGKILL → new x11vnc process forked, ms (to 10 ms)", "",
@@ -685,8 +604,7 @@ def render(res, args, images, load_end):
          cell(c, lambda r: mib(med([m["rss"] for m in r["rss"]]) + med([m["rss"] for m in r["bridge"]]))),
          cell(s, lambda r: mib(med([m["rss"] for m in r["rss"]]) + med([m["rss"] for m in r["bridge"]])))),
     ]
-    table = ["| measure | goal (corral) | corral | supervisord |", "|---|---|---|---|"]
-    table += [f"| {a} | {b} | {x} | {y} |" for a, b, x, y in rows]
+    table = md_table(("measure", "goal (corral)", "corral", "supervisord"), rows)
 
     img = ["| image | size (podman) | id | created |", "|---|---|---|---|"]
     for im in images:
@@ -696,17 +614,9 @@ def render(res, args, images, load_end):
             img.append(f"| `{im['name']}` | {im['size'] / 1e6:,.0f} MB ({im['size'] / 2**20:,.0f} MiB) "
                        f"| {im['id'][:12]} | {im['created']} |")
 
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu_model = "?"
-    for line in read("/proc/cpuinfo").splitlines():
-        if line.startswith("model name"):
-            cpu_model = line.split(":", 1)[1].strip()
-            break
     d = args.display
     chrome_cmd = " ".join(CHROMIUM_FLAGS)
-    return "\n".join([
-        "<!-- bench:stack:start (generated by bench/stack/run; edits here are overwritten) -->",
-        "## stack",
+    return render_section("stack", [
         "",
         "The headful stack — Xvfb, headful Chromium, x11vnc, websockify/noVNC, and CDP on :9222 —",
         "under corral (with corral-cdp) and under supervisord the way the seeds glue it (priority,",
@@ -714,9 +624,8 @@ def render(res, args, images, load_end):
         "image sizes.",
         "",
         f"- command: `{args.command}`",
-        f"- date: {now}",
-        f"- machine: {os.cpu_count()} CPUs ({cpu_model}), Linux {platform.release()}, "
-        f"{platform.machine()}; load average at the start {args.load_at_start}, at the end "
+        f"- date: {utc_now()}",
+        f"- machine: {machine(cpu_model())}; load average at the start {args.load_at_start}, at the end "
         f"{load_end}, 1-minute load at each launch {min(LOADS):.2f}–{max(LOADS):.2f} (other "
         "work on the machine shows up as outliers: min–max given)",
         f"- corral: {args.corral_version}; corral-cdp: {args.cdp_version}",
@@ -810,22 +719,7 @@ def render(res, args, images, load_end):
         f"alone (for corral not the `unshare` parent) and of the CDP front's listening process, "
         f"read 5 times 0.5 s apart after {IDLE_SETTLE_S:.0f} s idle in each kill launch, before "
         "the kills; medians.",
-        "<!-- bench:stack:end -->",
     ])
-
-
-def write_section(path, section):
-    start, end = "<!-- bench:stack:start", "<!-- bench:stack:end -->"
-    try:
-        text = read(path)
-    except FileNotFoundError:
-        text = "# Benchmarks\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def main():
@@ -849,11 +743,11 @@ def main():
     args.corral = os.path.abspath(args.corral)
     args.corral_cdp = os.path.abspath(args.corral_cdp)
     if args.load_at_start is None:
-        args.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        args.load_at_start = load_average()
 
     # As PID 1 of the namespace, signals without a handler are ignored: make
     # TERM run the cleanup (finally blocks) like Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_term()
 
     sides = {"corral": Corral(args, os.path.join(args.workdir, "corral")),
              "supervisord": Supervisord(args, os.path.join(args.workdir, "supervisord"))}
@@ -884,18 +778,14 @@ def main():
             st.stop()
         kill_everything_else()
 
-    load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_end = load_average()
     images = []
     if args.images and os.path.exists(args.images):
         with open(args.images) as f:
             images = json.load(f)
     for n in names:
         log(f"{n}: {json.dumps(res[n])}")
-    section = render(res, args, images, load_end)
-    print(section)
-    if args.out:
-        write_section(args.out, section)
-        log(f"wrote the stack section of {args.out}")
+    publish("stack", render(res, args, images, load_end), args.out, log)
 
 
 if __name__ == "__main__":
