@@ -221,18 +221,12 @@ impl Supervisor {
     /// are left. Returns the exit code once the engine says to exit.
     fn apply(&mut self, pending: &mut VecDeque<Action>) -> Option<i32> {
         while let Some(action) = pending.pop_front() {
+            let pre_start = matches!(action, Action::RunPreStart { .. });
             match action {
-                Action::Spawn { name, generation } => {
-                    let result = self.spawn_program(&name, generation, false);
-                    let ev = Event::Spawned {
-                        name,
-                        generation,
-                        result,
-                    };
-                    pending.extend(self.engine.handle(ev, Instant::now()));
-                }
-                Action::RunPreStart { name, generation } => {
-                    let result = self.spawn_program(&name, generation, true);
+                // The program or its pre_start: the same spawn, then the
+                // engine learns how it went.
+                Action::Spawn { name, generation } | Action::RunPreStart { name, generation } => {
+                    let result = self.spawn_program(&name, generation, pre_start);
                     let ev = Event::Spawned {
                         name,
                         generation,
