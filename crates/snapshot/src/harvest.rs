@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,11 +15,6 @@ use crate::page::ScratchPage;
 use crate::state::{Cookie, Item, OriginState, StorageState};
 
 const COLLECT_JS: &str = include_str!("js/collect.js");
-
-/// Scratch pages reading origins at once. Each cross-origin navigation
-/// waits on a renderer process starting, so a few overlap well; more would
-/// only compete for the CPUs the user's own tabs need.
-const PAGES: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct HarvestOptions {
@@ -79,42 +73,11 @@ pub async fn harvest(opts: &HarvestOptions) -> Result<Harvest, HarvestError> {
         }
     }
 
-    // A few scratch pages take origins from one list, so the slow part of
-    // each (a cross-origin navigation waits for a renderer to start)
-    // overlaps; the results are put back in the list's order, so the same
-    // storage always gives the same bytes.
-    let list: Vec<String> = candidates.into_iter().collect();
-    let next = AtomicUsize::new(0);
-    let worker = || async {
-        let page = ScratchPage::open(cdp.clone()).await?;
-        let mut read = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(origin) = list.get(i) else { break };
-            read.push((i, read_origin(&page, origin, opts.step_timeout).await));
-        }
-        page.close().await;
-        Ok::<_, CdpError>(read)
-    };
-    let workers = PAGES.min(list.len());
-    let mut results = Vec::new();
-    let mut open_error = None;
-    for w in futures_util::future::join_all((0..workers).map(|_| worker())).await {
-        match w {
-            Ok(read) => results.extend(read),
-            Err(e) => open_error = Some(e),
-        }
-    }
-    // Only when no page could be opened is anything left unread.
-    if let Some(e) = open_error.filter(|_| results.len() < list.len()) {
-        return Err(e.into());
-    }
-    results.sort_by_key(|(i, _)| *i);
+    let page = ScratchPage::open(cdp.clone()).await?;
     let mut states = Vec::new();
     let mut skipped = Vec::new();
-    for (i, r) in results {
-        let origin = &list[i];
-        match r {
+    for origin in &candidates {
+        match read_origin(&page, origin, opts.step_timeout).await {
             Ok(Some(state)) => states.push(state),
             Ok(None) => {}
             Err(e) => {
@@ -123,6 +86,7 @@ pub async fn harvest(opts: &HarvestOptions) -> Result<Harvest, HarvestError> {
             }
         }
     }
+    page.close().await;
     Ok(Harvest {
         state: StorageState {
             cookies,
