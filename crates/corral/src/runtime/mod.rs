@@ -254,31 +254,29 @@ impl Supervisor {
         None
     }
 
+    /// The config of a program an action names (the engine only names
+    /// programs it has).
+    fn config_of(&self, name: &str) -> Arc<ProgramConfig> {
+        self.engine
+            .program(name)
+            .expect("known program")
+            .cfg
+            .clone()
+    }
+
     fn spawn_program(
         &mut self,
         name: &str,
         generation: u64,
         pre_start: bool,
     ) -> Result<nix::unistd::Pid, String> {
-        let cfg = self
-            .engine
-            .program(name)
-            .expect("known program")
-            .cfg
-            .clone();
+        let cfg = self.config_of(name);
         let argv = if pre_start {
             cfg.pre_start.as_deref().unwrap_or_default()
         } else {
             &cfg.command
         };
-        let spec = SpawnSpec {
-            argv,
-            env: &cfg.env,
-            cwd: cfg.cwd.as_deref(),
-            user: cfg.user.as_deref(),
-            rlimits: &cfg.rlimits,
-            capture: true,
-        };
+        let spec = SpawnSpec::like(&cfg, argv, true);
         let started = spawn(&spec)?;
         // Forget pumps whose program is long gone.
         while self.pumps.try_join_next().is_some() {}
@@ -384,26 +382,14 @@ impl Supervisor {
     /// off at half the stop timeout so the stop signal and its own grace
     /// still fit; then reports back so the stop signal goes out.
     fn run_pre_stop(&mut self, name: String, generation: u64) {
-        let cfg = self
-            .engine
-            .program(&name)
-            .expect("known program")
-            .cfg
-            .clone();
+        let cfg = self.config_of(&name);
         let events = self.events_tx.clone();
         let done = Event::PreStopDone {
             name: name.clone(),
             generation,
         };
         let argv = cfg.pre_stop.clone().unwrap_or_default();
-        let spec = SpawnSpec {
-            argv: &argv,
-            env: &cfg.env,
-            cwd: cfg.cwd.as_deref(),
-            user: cfg.user.as_deref(),
-            rlimits: &cfg.rlimits,
-            capture: false,
-        };
+        let spec = SpawnSpec::like(&cfg, &argv, false);
         let (started, status) = match self.reaper.spawn_helper(&spec) {
             Ok(s) => s,
             Err(e) => {
@@ -428,12 +414,7 @@ impl Supervisor {
     }
 
     fn start_check(&mut self, name: String, generation: u64) {
-        let cfg = self
-            .engine
-            .program(&name)
-            .expect("known program")
-            .cfg
-            .clone();
+        let cfg = self.config_of(&name);
         if matches!(cfg.ready.as_ref().map(|r| &r.kind), Some(ReadyKind::Log(_))) {
             return; // the output pump reports it
         }

@@ -105,14 +105,7 @@ async fn http_ok(url: &str) -> Result<bool, String> {
 
 /// Runs the check command as the program would run (same env, cwd, user).
 async fn exec_ok(cfg: &ProgramConfig, argv: &[String], reaper: &Reaper) -> Result<bool, String> {
-    let spec = SpawnSpec {
-        argv,
-        env: &cfg.env,
-        cwd: cfg.cwd.as_deref(),
-        user: cfg.user.as_deref(),
-        rlimits: &cfg.rlimits,
-        capture: false,
-    };
+    let spec = SpawnSpec::like(cfg, argv, false);
     let (_, status) = reaper
         .spawn_helper(&spec)
         .map_err(|e| format!("ready exec: {e}"))?;

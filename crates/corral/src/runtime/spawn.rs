@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use nix::unistd::{Gid, Pid, Uid, User};
 
-use crate::config::{RlimitResource, Rlimits};
+use crate::config::{ProgramConfig, RlimitResource, Rlimits};
 
 /// What to start.
 pub struct SpawnSpec<'a> {
@@ -24,6 +24,22 @@ pub struct SpawnSpec<'a> {
     pub rlimits: &'a Rlimits,
     /// Pipe stdout/stderr back to corral (else they go to /dev/null).
     pub capture: bool,
+}
+
+impl<'a> SpawnSpec<'a> {
+    /// `argv` run the way `cfg`'s program runs: its environment, directory,
+    /// user and rlimits (the program itself, its pre_start and pre_stop, an
+    /// exec readiness check).
+    pub fn like(cfg: &'a ProgramConfig, argv: &'a [String], capture: bool) -> SpawnSpec<'a> {
+        SpawnSpec {
+            argv,
+            env: &cfg.env,
+            cwd: cfg.cwd.as_deref(),
+            user: cfg.user.as_deref(),
+            rlimits: &cfg.rlimits,
+            capture,
+        }
+    }
 }
 
 /// A started process: its pid (= its process group id) and output pipes.
