@@ -44,15 +44,22 @@ pub async fn act(name: &str, verb: &str, control: &Client) -> Result<Resp, ApiEr
     }
 }
 
-/// Restarts Chromium through corral (its stop signal is TERM, so cookies are
-/// flushed) and answers once its DevTools port answers again.
+/// Restarts Chromium through corral (its stop runs the configured pre_stop,
+/// which closes the browser over CDP so cookies are written) and answers
+/// once its DevTools port answers again.
 pub async fn restart_chromium(state: &AppState) -> Result<Resp, ApiError> {
     let started = Instant::now();
     act(&state.chromium_program, "restart", &state.control).await?;
     let running_ms = started.elapsed().as_millis() as u64;
     let deadline = Instant::now() + CDP_WAIT;
     let browser = loop {
-        match version(&state.cdp).await {
+        // Each attempt bounded by what is left: a port that accepts and
+        // never answers must not outlast the deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = tokio::time::timeout(left, version(&state.cdp))
+            .await
+            .unwrap_or_else(|_| Err("no answer".into()));
+        match attempt {
             Ok(v) => break v,
             Err(e) if Instant::now() >= deadline => {
                 return Err(ApiError::new(
@@ -95,8 +102,8 @@ async fn version(cdp: &str) -> Result<String, String> {
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let body = resp
-        .into_body()
+    // /json/version is a few hundred bytes: a larger answer is not Chromium.
+    let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
         .collect()
         .await
         .map_err(|e| e.to_string())?

@@ -247,11 +247,7 @@ pub async fn write_file(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
     let created = !tf.replaces();
     let shown = p.display();
     blocking(move || tf.commit(mode, &shown)).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok(json(
         status,
         &serde_json::json!({ "path": p.display(), "size": size }),
@@ -393,11 +389,7 @@ pub async fn create_directory(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
     let (root, p2) = (fs.root.clone(), p.clone());
     let created =
         blocking(move || ops::create_directory(&Root::new(&root)?, &p2, m, b.parents)).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok(json(
         status,
         &serde_json::json!({ "path": p.display(), "created": created }),
@@ -454,4 +446,14 @@ pub async fn chmod(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
     let (root, p2) = (fs.root.clone(), p.clone());
     let st = blocking(move || ops::chmod(&Root::new(&root)?, &p2, m)).await?;
     ok(&serde_json::json!({ "path": p.display(), "mode": format!("{:04o}", st.st_mode & 0o7777) }))
+}
+
+/// 201 when the request made the thing, 200 when it was already there (or
+/// was replaced).
+fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
 }
