@@ -21,33 +21,46 @@ struct Args {
     command: Command,
 }
 
+/// What a harvest reads and where it writes: the same for `harvest` and `serve`.
+#[derive(clap::Args)]
+struct Source {
+    /// Chromium's DevTools address (http://127.0.0.1:9223) or a ws:// browser URL.
+    #[arg(long)]
+    cdp: String,
+    /// Where to write the storage state (atomically, mode 0600).
+    #[arg(long)]
+    out: PathBuf,
+    /// Chromium's --user-data-dir: finds origins with no open tab.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Bound on each step (a CDP call, one origin's page load).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    step_timeout: Duration,
+}
+
+impl Source {
+    fn options(&self) -> HarvestOptions {
+        HarvestOptions {
+            cdp: self.cdp.clone(),
+            profile: self.profile.clone(),
+            step_timeout: self.step_timeout,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Harvest once and write the file.
     Harvest {
-        /// Chromium's DevTools address (http://127.0.0.1:9223) or a ws:// browser URL.
-        #[arg(long)]
-        cdp: String,
-        /// Where to write the storage state (atomically, mode 0600).
-        #[arg(long)]
-        out: PathBuf,
-        /// Chromium's --user-data-dir: finds origins with no open tab.
-        #[arg(long)]
-        profile: Option<PathBuf>,
-        /// Bound on each step (a CDP call, one origin's page load).
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        step_timeout: Duration,
+        #[command(flatten)]
+        source: Source,
     },
     /// Harvest every --interval and serve GET /api/snapshot behind a bearer token.
     Serve {
         #[arg(long, default_value = "0.0.0.0:8088")]
         listen: std::net::SocketAddr,
-        #[arg(long)]
-        cdp: String,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        source: Source,
         /// Time between periodic harvests (?fresh=1 harvests at once).
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         interval: Duration,
@@ -58,8 +71,6 @@ enum Command {
         /// Bound on a ?fresh=1 request's wait.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         fresh_timeout: Duration,
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        step_timeout: Duration,
     },
     /// Load a storage state into the running browser's persistent profile.
     Restore {
@@ -86,21 +97,12 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     rt.block_on(async {
         match args.command {
-            Command::Harvest {
-                cdp,
-                out,
-                profile,
-                step_timeout,
-            } => {
-                let opts = HarvestOptions {
-                    cdp,
-                    profile,
-                    step_timeout,
-                };
-                match harvest(&opts).await {
+            Command::Harvest { source } => {
+                let out = &source.out;
+                match harvest(&source.options()).await {
                     Ok(h) => {
                         let bytes = serde_json::to_vec_pretty(&h.state).expect("serialisable");
-                        if let Err(e) = corral_snapshot::store::write_atomic(&out, &bytes) {
+                        if let Err(e) = corral_snapshot::store::write_atomic(out, &bytes) {
                             eprintln!("corral-snapshot: cannot write {}: {e}", out.display());
                             return ExitCode::FAILURE;
                         }
@@ -119,7 +121,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Command::Serve { listen, cdp, out, profile, interval, token_file, fresh_timeout, step_timeout } => {
+            Command::Serve { listen, source, interval, token_file, fresh_timeout } => {
                 let tokens = match token_file {
                     Some(path) => match TokenSource::watch_file(&path) {
                         Ok(t) => t,
@@ -147,8 +149,8 @@ fn main() -> ExitCode {
                     }
                 };
                 let server = Server::new(ServeOptions {
-                    harvest: HarvestOptions { cdp, profile, step_timeout },
-                    out,
+                    harvest: source.options(),
+                    out: source.out,
                     interval,
                     fresh_timeout,
                     tokens,
