@@ -98,6 +98,11 @@ pub(super) async fn send(
     }
 }
 
+/// A PUT of raw bytes (write_file), no extra headers.
+async fn put(addr: SocketAddr, uri: &str, body: Vec<u8>) -> Answer {
+    send(addr, Method::PUT, uri, &[], body).await
+}
+
 async fn put_json(addr: SocketAddr, uri: &str, v: Value) -> Answer {
     send(
         addr,
@@ -122,20 +127,11 @@ pub(super) fn setup() -> (tempfile::TempDir, PathBuf) {
 async fn fs_http_write_read_ranges() {
     let (_t, root) = setup();
     let a = server(root.clone()).await;
-    let w = send(
-        a,
-        Method::PUT,
-        "/fs/write_file?path=/dir/f.txt",
-        &[],
-        b"0123456789".to_vec(),
-    )
-    .await;
+    let w = put(a, "/fs/write_file?path=/dir/f.txt", b"0123456789".to_vec()).await;
     assert_eq!(w.status, StatusCode::NOT_FOUND, "parent must exist");
-    let w = send(
+    let w = put(
         a,
-        Method::PUT,
         "/fs/write_file?path=/dir/f.txt&parents=true&mode=0600",
-        &[],
         b"0123456789".to_vec(),
     )
     .await;
@@ -149,14 +145,7 @@ async fn fs_http_write_read_ranges() {
             & 0o777,
         0o600
     );
-    let w = send(
-        a,
-        Method::PUT,
-        "/fs/write_file?path=dir/f.txt",
-        &[],
-        b"abcdefghij".to_vec(),
-    )
-    .await;
+    let w = put(a, "/fs/write_file?path=dir/f.txt", b"abcdefghij".to_vec()).await;
     assert_eq!(w.status, StatusCode::OK, "replaced");
     assert_eq!(
         std::fs::metadata(root.join("dir/f.txt"))
@@ -236,36 +225,15 @@ async fn fs_http_write_read_ranges() {
             .unwrap()
             .contains("escapes the root"));
     }
-    let w = send(
-        a,
-        Method::PUT,
-        "/fs/write_file?path=/escape/x",
-        &[],
-        b"x".to_vec(),
-    )
-    .await;
+    let w = put(a, "/fs/write_file?path=/escape/x", b"x".to_vec()).await;
     assert_eq!(w.status, StatusCode::FORBIDDEN);
-    let w = send(
-        a,
-        Method::PUT,
-        "/fs/write_file?path=/dir",
-        &[],
-        b"x".to_vec(),
-    )
-    .await;
+    let w = put(a, "/fs/write_file?path=/dir", b"x".to_vec()).await;
     assert_eq!(w.status, StatusCode::BAD_REQUEST);
-    let w = send(
-        a,
-        Method::PUT,
-        "/fs/write_file?path=/x&mode=4755",
-        &[],
-        b"x".to_vec(),
-    )
-    .await;
+    let w = put(a, "/fs/write_file?path=/x&mode=4755", b"x".to_vec()).await;
     assert_eq!(w.status, StatusCode::BAD_REQUEST);
     // A large file streams whole.
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let w = send(a, Method::PUT, "/fs/write_file?path=/big", &[], big.clone()).await;
+    let w = put(a, "/fs/write_file?path=/big", big.clone()).await;
     assert_eq!(w.json()["size"], 3_000_000);
     let r = send(a, Method::GET, "/fs/read_file?path=/big", &[], vec![]).await;
     assert!(r.body == big);
