@@ -93,6 +93,11 @@ impl ApiError {
     }
 }
 
+/// A whole body as this crate's streaming-capable [`Body`].
+pub fn full_body(body: Full<Bytes>) -> Body {
+    body.map_err(|e: Infallible| match e {}).boxed()
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|e: Infallible| match e {})

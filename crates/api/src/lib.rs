@@ -12,7 +12,7 @@ mod router;
 
 use std::sync::Arc;
 
-use corral_auth::TokenSource;
+use corral_serve::Policy;
 use tokio::net::TcpListener;
 
 pub use router::route;
@@ -22,9 +22,9 @@ pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Everything the handlers share.
 pub struct AppState {
-    /// `None` only when running without a token is allowed (loopback, or
-    /// `--insecure-no-auth`).
-    pub tokens: Option<TokenSource>,
+    /// Who may call (token, Origin, Host). No token only where allowed
+    /// (loopback, or `--insecure-no-auth`).
+    pub policy: Policy,
     pub fs: fs::Fs,
     pub procs: procs::Processes,
     pub control: control::Client,
@@ -40,7 +40,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         // Past the cap a connection is closed at once; the clients already
@@ -52,7 +52,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
         let state = state.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                // The peer, for the policy's refusal log lines.
+                req.extensions_mut().insert(peer);
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(req, &state).await) }
             });

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use corral_api::{control::Client, fs::Fs, procs::Processes, AppState};
-use corral_auth::{Token, TokenSource};
+use corral_serve::args::{Service, WithoutToken};
+use corral_serve::PolicyArgs;
 
 #[derive(Parser)]
 #[command(
@@ -19,12 +20,9 @@ use corral_auth::{Token, TokenSource};
 struct Args {
     #[arg(long, default_value = "127.0.0.1:10001")]
     listen: SocketAddr,
-    /// Bearer token file, re-read when it changes (else CORRAL_API_TOKEN).
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// Allow a non-loopback listen address without a token.
-    #[arg(long)]
-    insecure_no_auth: bool,
+    /// Who may call (token, Origin, Host): docs/security.md.
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// Confine every file path to this directory.
     #[arg(long)]
     fs_root: Option<PathBuf>,
@@ -65,30 +63,19 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args, env_token: Option<String>) -> ExitCode {
-    let tokens = match &args.token_file {
-        Some(path) => match TokenSource::watch_file(path) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("corral-api: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => match Token::load(None, "CORRAL_API_TOKEN", env_token) {
-            Ok(Some(t)) => Some(TokenSource::fixed(Some(t))),
-            Ok(None) => None,
-            Err(e) => {
-                eprintln!("corral-api: {e}");
-                return ExitCode::from(2);
-            }
-        },
+    let service = Service {
+        program: "corral-api",
+        name: "API",
+        listen: args.listen,
+        without_token: WithoutToken::LoopbackOnly,
     };
-    if tokens.is_none() && !args.listen.ip().is_loopback() && !args.insecure_no_auth {
-        eprintln!(
-            "corral-api: refusing to listen on {} without a token: set --token-file or CORRAL_API_TOKEN, or pass --insecure-no-auth",
-            args.listen
-        );
-        return ExitCode::from(2);
-    }
+    let policy = match args.policy.build_with_env_token(&service, env_token) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("corral-api: {e}");
+            return ExitCode::from(corral_boot::USAGE);
+        }
+    };
     let root = match &args.fs_root {
         Some(r) => match std::fs::canonicalize(r) {
             Ok(p) if p.is_dir() => p,
@@ -106,9 +93,9 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(listen = %args.listen, auth = tokens.is_some(), fs_root = %root.display(), "corral-api serving");
+    tracing::info!(listen = %args.listen, auth = matches!(policy.auth, corral_serve::Auth::Token(_)), fs_root = %root.display(), "corral-api serving");
     let state = Arc::new(AppState {
-        tokens,
+        policy,
         fs: Fs { root },
         procs: Processes::default(),
         control: Client::new(args.socket),

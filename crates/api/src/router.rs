@@ -1,6 +1,7 @@
-//! One table from method and path to handler, and the bearer check in
-//! front of it. Every error leaves as `{"error": …, "detail": …}`.
+//! One table from method and path to handler, and the request policy
+//! (token, Origin, Host: `corral-serve`) in front of it. Every error leaves as `{"error": …, "detail": …}`.
 
+use corral_serve::Need;
 use hyper::header;
 use hyper::{Method, StatusCode};
 
@@ -16,27 +17,14 @@ pub async fn route(req: Req, state: &AppState) -> Resp {
     // The spec and the health check are public; everything else needs the
     // token when one is configured.
     let public = method == Method::GET && (path == "/spec.yaml" || path == "/healthz");
-    if !public {
-        if let Some(tokens) = &state.tokens {
-            let authz = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
-            let ok = tokens.get().is_some_and(|t| t.admits(authz, None));
-            if !ok {
-                let mut r = ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "Authorization: Bearer TOKEN required",
-                )
-                .into_response();
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-                return r;
-            }
-        }
+    let need = if public {
+        Need::Public
+    } else {
+        Need::Credential
+    };
+    let peer = req.extensions().get::<std::net::SocketAddr>().copied();
+    if let Err(refused) = state.policy.admit(&req, peer, need) {
+        return refused.response().map(crate::http::full_body);
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let result = match (&method, segments.as_slice()) {

@@ -209,13 +209,20 @@ fn auth_non_loopback_without_token_refuses_to_start() {
         &[],
     );
     assert_eq!(code, 2, "an empty token file: {err}");
-    // A missing token file is a bad argument, not "no auth".
+    // A missing token file is created (a fresh token, docs/security.md);
+    // one that cannot be created is a bad argument, never "no auth".
     let missing = dir.path().join("missing");
     let (code, err) = run_api(
-        &["--listen", &addr, "--token-file", missing.to_str().unwrap()],
+        &[
+            "--listen",
+            &addr,
+            "--token-file",
+            "/proc/corral-no-such-dir/token",
+        ],
         &[],
     );
-    assert_eq!(code, 2, "a missing token file: {err}");
+    assert_eq!(code, 2, "a token file that cannot be made: {err}");
+    assert!(err.contains("/proc/corral-no-such-dir"), "{err}");
     // A bad --fs-root too.
     let (code, err) = run_api(&["--fs-root", missing.to_str().unwrap()], &[]);
     assert_eq!(code, 2, "{err}");

@@ -31,7 +31,8 @@ pub struct Options {
     pub upstream: String,
     /// While Chromium is down, hold requests up to this long (else 503 at once).
     pub wait_ready: Option<Duration>,
-    pub token: Option<corral_auth::Token>,
+    /// Who may connect: token, Origin, Host (`corral-serve`).
+    pub policy: corral_serve::Policy,
     pub max_connections: usize,
     pub ping_interval: Duration,
 }
@@ -40,7 +41,7 @@ pub struct Options {
 pub struct Context {
     pub upstream: upstream::Upstream,
     pub wait_ready: Option<Duration>,
-    pub token: Option<corral_auth::Token>,
+    pub policy: corral_serve::Policy,
     pub gate: Arc<gate::Gate>,
     pub ping_interval: Duration,
     /// Flips to true when the bridge is stopping: relays close politely.
@@ -55,7 +56,7 @@ pub async fn run(listener: TcpListener, opts: Options, shutdown: watch::Receiver
     let ctx = Arc::new(Context {
         upstream: upstream::Upstream::new(opts.upstream),
         wait_ready: opts.wait_ready,
-        token: opts.token,
+        policy: opts.policy,
         gate: gate::Gate::new(opts.max_connections),
         ping_interval: opts.ping_interval,
         shutdown: shutdown.clone(),

@@ -2,13 +2,13 @@
 //! arguments and runs the bridge until SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use corral_auth::Token;
 use corral_cdp::Options;
+use corral_serve::args::{Service, WithoutToken};
+use corral_serve::PolicyArgs;
 
 #[derive(Parser)]
 #[command(
@@ -27,10 +27,9 @@ struct Args {
     /// answering 503 at once (e.g. "10s").
     #[arg(long, value_parser = humantime::parse_duration)]
     wait_ready: Option<Duration>,
-    /// File holding the bearer token clients must send (else CORRAL_CDP_TOKEN;
-    /// neither: no token required).
-    #[arg(long)]
-    token_file: Option<PathBuf>,
+    /// Who may connect (token, Origin, Host): docs/security.md.
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// Open connections at most; past it the oldest idle one is closed.
     #[arg(long, default_value_t = 2048)]
     max_connections: usize,
@@ -70,24 +69,6 @@ fn main() -> ExitCode {
             }
         };
     }
-    let token = match Token::load(
-        args.token_file.as_deref(),
-        "CORRAL_CDP_TOKEN",
-        std::env::var("CORRAL_CDP_TOKEN").ok(),
-    ) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("corral-cdp: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let opts = Options {
-        upstream: args.upstream,
-        wait_ready: args.wait_ready,
-        token,
-        max_connections: args.max_connections,
-        ping_interval: args.ping_interval,
-    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,6 +81,26 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
+        let service = Service {
+            program: "corral-cdp",
+            name: "CDP",
+            listen: args.listen,
+            without_token: WithoutToken::LoopbackOnly,
+        };
+        let policy = match args.policy.build(&service) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("corral-cdp: {e}");
+                return ExitCode::from(corral_boot::USAGE);
+            }
+        };
+        let opts = Options {
+            upstream: args.upstream,
+            wait_ready: args.wait_ready,
+            policy,
+            max_connections: args.max_connections,
+            ping_interval: args.ping_interval,
+        };
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -107,7 +108,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(listen = %args.listen, upstream = %opts.upstream, token = opts.token.is_some(), "corral-cdp serving");
+        tracing::info!(listen = %args.listen, upstream = %opts.upstream, token = matches!(opts.policy.auth, corral_serve::Auth::Token(_)), "corral-cdp serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};

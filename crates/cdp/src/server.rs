@@ -21,24 +21,18 @@ use tokio::time::Instant;
 use crate::gate::Slot;
 use crate::upstream::UpstreamError;
 use crate::{rewrite, ws, Context};
-use corral_auth::strip_token;
+use corral_serve::{strip_token, Need};
 
 /// Request bodies are tiny in CDP's HTTP API; refuse anything large.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
 
 pub type Body = Full<Bytes>;
 
-/// A JSON error answer: `{"error": …, "detail": …}`.
+/// A JSON error answer (`corral-serve`'s one shape), closing the connection.
 pub fn error(status: StatusCode, error: &str, detail: impl Into<String>) -> Response<Body> {
-    let body = serde_json::json!({ "error": error, "detail": detail.into() });
-    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let mut resp = corral_serve::json_error(status, error, &detail.into());
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
 }
 
@@ -99,7 +93,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) 
         service_fn(move |req| {
             slot.busy();
             let (ctx, slot) = (ctx.clone(), slot.clone());
-            async move { Ok::<_, Infallible>(handle(req, &ctx, slot, local).await) }
+            async move { Ok::<_, Infallible>(handle(req, &ctx, slot, local, peer).await) }
         })
     };
     let conn = hyper::server::conn::http1::Builder::new()
@@ -153,22 +147,14 @@ async fn handle(
     ctx: &Context,
     slot: Arc<Slot>,
     local: Option<SocketAddr>,
+    peer: SocketAddr,
 ) -> Response<Body> {
-    if let Some(token) = &ctx.token {
-        let authz = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !token.admits(authz, req.uri().query()) {
-            let mut resp = error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a bearer token is required (Authorization: Bearer … or ?token=…)",
-            );
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return resp;
-        }
+    if let Err(refused) = ctx.policy.admit(&req, Some(peer), Need::Credential) {
+        let (mut parts, body) = refused.response().into_parts();
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Response::from_parts(parts, body);
     }
     let host = match req.headers().get(header::HOST).map(|h| h.to_str()) {
         Some(Ok(h)) => h.to_string(),

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use corral_auth::{Token, TokenSource};
+use corral_serve::args::{Service, WithoutToken};
+use corral_serve::PolicyArgs;
 use corral_snapshot::harvest::{harvest, HarvestOptions};
 use corral_snapshot::serve::{ServeOptions, Server};
 use corral_snapshot::state::StorageState;
@@ -64,10 +65,10 @@ enum Command {
         /// Time between periodic harvests (?fresh=1 harvests at once).
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         interval: Duration,
-        /// File holding the bearer token, re-read when it changes (else
-        /// CORRAL_SNAPSHOT_TOKEN; neither: /api/snapshot answers 503).
-        #[arg(long)]
-        token_file: Option<PathBuf>,
+        /// Who may read snapshots (token, Origin, Host): docs/security.md.
+        /// With no token, /api/snapshot answers 503.
+        #[command(flatten)]
+        policy: PolicyArgs,
         /// Bound on a ?fresh=1 request's wait.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         fresh_timeout: Duration,
@@ -121,24 +122,21 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Command::Serve { listen, source, interval, token_file, fresh_timeout } => {
-                let tokens = match token_file {
-                    Some(path) => match TokenSource::watch_file(&path) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            eprintln!("corral-snapshot: {e}");
-                            return ExitCode::from(2);
-                        }
-                    },
-                    None => match Token::load(None, "CORRAL_SNAPSHOT_TOKEN", std::env::var("CORRAL_SNAPSHOT_TOKEN").ok()) {
-                        Ok(t) => TokenSource::fixed(t),
-                        Err(e) => {
-                            eprintln!("corral-snapshot: {e}");
-                            return ExitCode::from(2);
-                        }
-                    },
+            Command::Serve { listen, source, interval, policy, fresh_timeout } => {
+                let service = Service {
+                    program: "corral-snapshot",
+                    name: "SNAPSHOT",
+                    listen,
+                    without_token: WithoutToken::Unavailable,
                 };
-                if tokens.get().is_none() {
+                let policy = match policy.build(&service) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("corral-snapshot: {e}");
+                        return ExitCode::from(corral_boot::USAGE);
+                    }
+                };
+                if matches!(policy.auth, corral_serve::Auth::Unconfigured { .. }) {
                     tracing::warn!("no token configured: /api/snapshot answers 503 until one is");
                 }
                 let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -153,7 +151,7 @@ fn main() -> ExitCode {
                     out: source.out,
                     interval,
                     fresh_timeout,
-                    tokens,
+                    policy,
                 });
                 tracing::info!(%listen, interval = %humantime::format_duration(interval), "corral-snapshot serving");
                 tokio::spawn(server.clone().periodic());

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use corral_auth::TokenSource;
+use corral_serve::{Need, Policy};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -32,7 +32,8 @@ pub struct ServeOptions {
     pub interval: Duration,
     /// Bound on a `?fresh=1` request's wait for its harvest.
     pub fresh_timeout: Duration,
-    pub tokens: TokenSource,
+    /// Who may read snapshots (`/healthz` is public).
+    pub policy: Policy,
 }
 
 /// A snapshot as served.
@@ -145,14 +146,14 @@ impl Server {
 
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
             let me = self.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let me = me.clone();
-                    async move { Ok::<_, Infallible>(me.route(req).await) }
+                    async move { Ok::<_, Infallible>(me.route(req, peer).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -163,7 +164,18 @@ impl Server {
         }
     }
 
-    async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn route(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        peer: std::net::SocketAddr,
+    ) -> Response<Full<Bytes>> {
+        let need = match req.uri().path() {
+            "/healthz" => Need::Public,
+            _ => Need::Credential,
+        };
+        if let Err(refused) = self.opts.policy.admit(&req, Some(peer), need) {
+            return refused.response();
+        }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -183,27 +195,6 @@ impl Server {
     }
 
     async fn snapshot(self: &Arc<Self>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let Some(token) = self.opts.tokens.get() else {
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no token configured",
-                "set --token-file or CORRAL_SNAPSHOT_TOKEN; snapshots are never served without one",
-            );
-        };
-        let authz = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !token.admits(authz, None) {
-            let mut r = json_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authorization: Bearer TOKEN required",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
         let fresh = req
             .uri()
             .query()
@@ -287,12 +278,5 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 fn json_error(status: StatusCode, error: &str, detail: impl Into<String>) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({ "error": error, "detail": detail.into() });
-    let mut r = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    corral_serve::json_error(status, error, &detail.into())
 }

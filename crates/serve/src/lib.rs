@@ -1,0 +1,37 @@
+//! What corral's HTTP listeners share (`corral-cdp`, `corral-snapshot`,
+//! `corral-api`, `corral-live`): the request policy that decides on every
+//! request by its credential, Origin and Host ([`policy`]), the command-line
+//! flags that configure it ([`args`]), bearer tokens loaded from a file or
+//! the environment, compared in constant time, never logged, re-read when
+//! the file changes ([`token`], [`watch`]), and the one JSON error shape.
+
+pub mod args;
+pub mod policy;
+mod token;
+mod watch;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+pub use args::PolicyArgs;
+pub use policy::{Admitted, Auth, Need, Policy, Refusal};
+pub use token::{strip_token, Token};
+pub use watch::TokenSource;
+
+/// The body of the answers this crate builds.
+pub type JsonBody = Full<Bytes>;
+
+/// The one error shape of every corral listener:
+/// `{"error": "short reason", "detail": "what to do about it"}`.
+pub fn json_error(status: StatusCode, error: &str, detail: &str) -> Response<JsonBody> {
+    let body = serde_json::json!({ "error": error, "detail": detail });
+    let mut r = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
