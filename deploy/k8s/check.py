@@ -47,14 +47,18 @@ DEFAULT_VERSIONS = ["1.29.0", "1.37.0"]
 # Variables the programs read themselves (not through supervisor.toml).
 PROGRAM_ENV = {
     "CORRAL_CDP_TOKEN",
+    "CORRAL_LIVE_TOKEN",
+    "CORRAL_LIVE_VIEW_TOKEN",
     "CORRAL_SNAPSHOT_TOKEN",
     "CORRAL_API_TOKEN",
+    "CORRAL_ALLOW_HOSTS",
+    "CORRAL_ALLOW_ORIGINS",
     "CORRAL_LOG",
     "CORRAL_LOG_FORMAT",
     "CORRAL_CONFIG",
     "CORRAL_SOCKET",
 }
-TOKENS = ["CORRAL_CDP_TOKEN", "CORRAL_SNAPSHOT_TOKEN", "CORRAL_API_TOKEN"]
+TOKENS = ["CORRAL_CDP_TOKEN", "CORRAL_LIVE_TOKEN", "CORRAL_LIVE_VIEW_TOKEN", "CORRAL_SNAPSHOT_TOKEN", "CORRAL_API_TOKEN"]
 CDP_CLIENT_LABEL = "corral.dev/cdp-client"
 
 problems: list[str] = []
@@ -280,7 +284,7 @@ def check(docs: list[dict], kdir: Path) -> None:
         "probes": port_of(sup["http"]),
         "cdp": port_of(arg_after(argv(progs["cdp"]), "--listen")),
         "snapshot": port_of(arg_after(argv(progs["snapshot"]), "--listen")),
-        "novnc": int(argv(progs["novnc"])[3]),
+        "novnc": port_of(arg_after(argv(progs["novnc"]), "--listen")),
     }
     api_listen = arg_after(argv(progs["api"]), "--listen")
     api_port = port_of(api_listen)

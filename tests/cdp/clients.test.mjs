@@ -10,10 +10,10 @@ import os from 'node:os';
 import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 
-import { startStack, waitFor } from './lib/stack.mjs';
+import { startStack, waitFor, ALIAS_HOST } from './lib/stack.mjs';
 import { rawExchange, parseHttp, openWs, Cdp, within } from './lib/clients.mjs';
 
-const ALIAS = 'corral-cdp-alias.test';
+const ALIAS = ALIAS_HOST;
 const HOSTS = '/etc/hosts';
 const MARK = '# added by corral tests/cdp (removed after)';
 const MiB = 1024 * 1024;

@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import WebSocket from 'ws';
 import { ORIGIN, chromium, connect, openPage, readBack } from './lib/browser.mjs';
 import {
@@ -40,8 +41,11 @@ const ID = `${process.pid}`;
 const VOLUME = `corral-e2e-${ID}`;
 const NAMES = { a: `corral-e2e-${ID}-a`, b: `corral-e2e-${ID}-b`, c: `corral-e2e-${ID}-c` };
 const TOKEN = `e2e-token-${ID}-${Math.random().toString(36).slice(2)}`;
+const VIEW_TOKEN = `${TOKEN}-view`;
+// Every listener's token through the environment, as a Secret would give them.
+const TOKENS = { CORRAL_SNAPSHOT_TOKEN: TOKEN, CORRAL_CDP_TOKEN: TOKEN, CORRAL_LIVE_TOKEN: TOKEN, CORRAL_LIVE_VIEW_TOKEN: VIEW_TOKEN };
 const PORTS = [9222, 9100, 6080, 8088];
-const PROGRAMS = ['xvfb', 'chromium', 'x11vnc', 'novnc', 'cdp', 'snapshot', 'api'];
+const PROGRAMS = ['xvfb', 'chromium', 'x11vnc', 'x11vnc-view', 'novnc', 'cdp', 'snapshot', 'api'];
 const CHAOS_KILLS = Number(process.env.CHAOS_KILLS ?? 100);
 const SHOTS = process.env.E2E_OUT ?? fs.mkdtempSync(path.join(os.tmpdir(), 'corral-e2e-'));
 
@@ -51,9 +55,21 @@ const run = (key) =>
     image: HEADFUL,
     volume: VOLUME,
     hostname: `corral-e2e-${key}`,
-    env: { CORRAL_SNAPSHOT_TOKEN: TOKEN },
+    env: TOKENS,
     ports: PORTS,
   });
+
+/** The status code of one raw HTTP exchange with 127.0.0.1:port. */
+function rawStatus(port, request) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.end(request));
+    let data = '';
+    sock.on('data', (d) => (data += d));
+    sock.on('end', () => resolve(Number(data.split(' ')[1])));
+    sock.on('error', reject);
+    sock.setTimeout(10_000, () => sock.destroy(new Error('no answer in 10 s')));
+  });
+}
 
 const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const expires = () => Math.floor(Date.now() / 1000) + 86_400;
@@ -132,7 +148,7 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
   });
 
   it('Playwright over the published :9222 sets cookies and localStorage', async () => {
-    const browser = await connect(A.url(9222));
+    const browser = await connect(A.url(9222), TOKEN);
     try {
       const { context, page } = await openPage(browser, {
         setCookies: [`${DATA.cookieFromResponse}=from-response; Path=/; Max-Age=86400`],
@@ -167,7 +183,7 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
     t.diagnostic(`corralctl restart chromium: ${secs(Date.now() - t0)}`);
     assert.notEqual((await status(A.name)).chromium.pid, before);
     await waitReady(A);
-    const browser = await connect(A.url(9222));
+    const browser = await connect(A.url(9222), TOKEN);
     try {
       assertData(await readBack(browser), 'after corralctl restart chromium');
     } finally {
@@ -178,7 +194,7 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
   // Chromium stops through `pre_stop = corral-cdp close-browser` (Browser.close,
   // a graceful shutdown that commits everything); SIGTERM alone would lose them.
   it('writes made just before `corralctl restart chromium` survive it', async (t) => {
-    const browser = await connect(A.url(9222));
+    const browser = await connect(A.url(9222), TOKEN);
     const { context, page } = await openPage(browser, { setCookies: ['e2e_late_response=late; Path=/; Max-Age=86400'] });
     await context.addCookies([
       { name: 'e2e_late_added', value: 'late', domain: 'corral-e2e.test', path: '/', expires: expires() },
@@ -189,7 +205,7 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
     await podman(['exec', A.name, 'corralctl', 'restart', 'chromium']);
     t.diagnostic(`corralctl restart chromium right after the writes: ${secs(Date.now() - t0)}`);
     await waitReady(A);
-    const b2 = await connect(A.url(9222));
+    const b2 = await connect(A.url(9222), TOKEN);
     try {
       const got = await readBack(b2);
       const kept = {
@@ -222,6 +238,45 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
     );
   });
 
+  it('from outside: every port refuses without its token and refuses web Origins; the view token reaches the view-only server; no token in the logs', async (t) => {
+    const bearer = { Authorization: `Bearer ${TOKEN}` };
+    assert.equal((await get(A.url(9222, '/json/version')))?.status, 401, 'CDP without the token');
+    assert.equal((await get(A.url(9222, '/json/version'), { headers: bearer }))?.status, 200, 'CDP with it');
+    assert.equal((await get(A.url(9222, `/json/version?token=${TOKEN}`)))?.status, 200, 'CDP with ?token=');
+    const evil = { ...bearer, Origin: 'http://evil.example' };
+    assert.equal((await get(A.url(9222, '/json/version'), { headers: evil }))?.status, 403, 'a web page, even with the token');
+    assert.equal((await get(A.url(8088, '/api/snapshot'), { headers: evil }))?.status, 403, 'snapshot from a web page');
+    // DNS rebinding: a foreign name with its own Origin, no token.
+    const rebound = await rawStatus(A.ports[9222], 'GET /json/version HTTP/1.1\r\nHost: rebind.example:9222\r\nConnection: close\r\n\r\n');
+    assert.ok(rebound === 401 || rebound === 403, `rebinding: ${rebound}`);
+    // The live view's WebSocket: nothing without the token, nothing from a web page.
+    const rfb = (query, headers = {}) =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${A.ports[6080]}/websockify${query}`, ['binary'], { headers });
+        const timer = setTimeout(() => resolve('timeout'), 10_000);
+        ws.on('message', (d) => {
+          clearTimeout(timer);
+          resolve(Buffer.from(d).toString('latin1'));
+          ws.close();
+        });
+        ws.on('unexpected-response', (_req, res) => {
+          clearTimeout(timer);
+          resolve(res.statusCode);
+        });
+        ws.on('error', () => {});
+      });
+    assert.equal(await rfb(''), 401, 'noVNC without the token');
+    assert.equal(await rfb(`?token=${TOKEN}`, { Origin: 'http://evil.example' }), 403, 'noVNC from a web page');
+    assert.match(await rfb(`?token=${TOKEN}`), /^RFB 003\.00\d\n/, 'noVNC with the live token');
+    assert.match(await rfb(`?token=${VIEW_TOKEN}`), /^RFB 003\.00\d\n/, 'noVNC with the view token');
+    const view = await sh(A.name, 'tr "\\0" " " < /proc/$(corralctl pid x11vnc-view)/cmdline');
+    assert.match(view, /-viewonly/);
+    assert.match(view, /-localhost/);
+    const out = await logs(A.name);
+    for (const tok of [TOKEN, VIEW_TOKEN]) assert.ok(!out.includes(tok), 'a token in podman logs');
+    t.diagnostic('401 without tokens, 403 for web Origins, RFB with the live and the view token');
+  });
+
   it('`podman stop -t 40` (SIGTERM): ordered, clean, exit 0, well within the grace', async (t) => {
     const ms = await stopContainer(A.name, 40);
     t.diagnostic(`podman stop -t 40: ${secs(ms)}`);
@@ -241,7 +296,7 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
     t.diagnostic(`second start on the volume: ${secs(Date.now() - t0)}`);
     const prep = (await logs(B.name)).match(/corral prep-profile: .*/g);
     t.diagnostic(`prep-profile: ${prep ? prep.join('; ') : 'nothing stale'}`);
-    const browser = await connect(B.url(9222));
+    const browser = await connect(B.url(9222), TOKEN);
     try {
       assertData(await readBack(browser), 'in a new container on the same volume');
     } finally {
@@ -266,9 +321,9 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
     await waitReady(B);
     t.diagnostic(`Xvfb killed → all back: ${secs(Date.now() - t0)}; pids ${['xvfb', 'x11vnc', 'chromium'].map((p) => `${p} ${st0[p].pid}→${st[p].pid}`).join(', ')}`);
 
-    // The RFB handshake through websockify.
+    // The RFB handshake through corral-live, with the live token.
     const banner = await new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${B.ports[6080]}/websockify`, ['binary']);
+      const ws = new WebSocket(`ws://127.0.0.1:${B.ports[6080]}/websockify?token=${TOKEN}`, ['binary']);
       const timer = setTimeout(() => reject(new Error('no RFB banner in 10 s')), 10_000);
       ws.on('message', (d) => {
         clearTimeout(timer);
@@ -278,10 +333,10 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
       ws.on('error', reject);
     });
     assert.match(banner, /^RFB 003\.00\d\n/);
-    t.diagnostic(`noVNC/websockify banner: ${JSON.stringify(banner)}`);
+    t.diagnostic(`noVNC/corral-live banner: ${JSON.stringify(banner)}`);
 
     // Something bright on the container's screen...
-    const browser = await connect(B.url(9222));
+    const browser = await connect(B.url(9222), TOKEN);
     const { page } = await openPage(browser, { url: `${ORIGIN}/screen` });
     await page.bringToFront();
     // ...seen through noVNC by a headless Chromium on the host.
@@ -291,7 +346,8 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
     });
     try {
       const v = await viewer.newPage({ viewport: { width: 1280, height: 800 } });
-      await v.goto(`http://127.0.0.1:${B.ports[6080]}/vnc.html?autoconnect=true&resize=scale`);
+      // The banner's one-click URL: / redirects to noVNC with the token in its WebSocket path.
+      await v.goto(`http://127.0.0.1:${B.ports[6080]}/?token=${TOKEN}`);
       const share = await waitFor(
         'noVNC canvas with a non-black screen',
         async () => {
@@ -431,7 +487,7 @@ describe('headful image in real containers', { timeout: 25 * 60_000 }, () => {
     C = await run('c');
     await waitReady(C, 90_000);
     t.diagnostic(`third start on the volume: ${secs(Date.now() - t0)}`);
-    const browser = await connect(C.url(9222));
+    const browser = await connect(C.url(9222), TOKEN);
     try {
       assertData(await readBack(browser), 'after chaos, in a third container');
     } finally {

@@ -23,6 +23,7 @@ const ID = `${process.pid}`;
 const VOLUME = `corral-e2e-headless-${ID}`;
 const NAMES = [`corral-e2e-headless-${ID}-a`, `corral-e2e-headless-${ID}-b`];
 const TOKEN = `e2e-headless-${ID}`;
+const TOKENS = { CORRAL_SNAPSHOT_TOKEN: TOKEN, CORRAL_CDP_TOKEN: TOKEN };
 const PORTS = [9222, 9100, 8088];
 const expires = () => Math.floor(Date.now() / 1000) + 86_400;
 const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
@@ -33,12 +34,12 @@ const run = (i) =>
     image: HEADLESS,
     volume: VOLUME,
     hostname: `corral-headless-${i}`,
-    env: { CORRAL_SNAPSHOT_TOKEN: TOKEN },
+    env: TOKENS,
     ports: PORTS,
   });
 
 async function write(c, tag) {
-  const browser = await connect(c.url(9222));
+  const browser = await connect(c.url(9222), TOKEN);
   try {
     const { context, page } = await openPage(browser);
     await context.addCookies([{ name: tag, value: tag, domain: 'corral-e2e.test', path: '/', expires: expires() }]);
@@ -49,7 +50,7 @@ async function write(c, tag) {
 }
 
 async function read(c) {
-  const browser = await connect(c.url(9222));
+  const browser = await connect(c.url(9222), TOKEN);
   try {
     return await readBack(browser);
   } finally {
@@ -84,7 +85,7 @@ describe('headless image in a real container', { timeout: 5 * 60_000 }, () => {
     await podman(['healthcheck', 'run', A.name]);
     const cmd = await podman(['exec', A.name, 'sh', '-c', 'tr "\\0" " " < /proc/$(corralctl pid chromium)/cmdline']);
     assert.match(cmd, /--headless=new/);
-    const version = JSON.parse((await get(A.url(9222, '/json/version'))).text);
+    const version = JSON.parse((await get(A.url(9222, '/json/version'), { headers: { Authorization: `Bearer ${TOKEN}` } })).text);
     assert.match(version['User-Agent'], /HeadlessChrome/);
   });
 

@@ -8,10 +8,14 @@
 // conditions polled with a deadline (`waitFor`).
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { CorralStack, BIN, childrenOf, freeDisplay, freePort, readText, toml, waitFor, xvfbChromium } from '../../lib/common.mjs';
 
 export { ROOT, BIN, CHROMIUM, waitFor, freePort, freeDisplay, childrenOf } from '../../lib/common.mjs';
+
+/** The /etc/hosts alias clients.test.mjs adds for 127.0.0.1. */
+export const ALIAS_HOST = 'corral-cdp-alias.test';
 
 export function cmdline(pid) {
   try {
@@ -71,15 +75,20 @@ export async function startStack({ name, bridges = { cdp: {} }, chromiumBackoff 
     const cmd = [
       path.join(BIN, 'corral-cdp'),
       '--listen',
-      `0.0.0.0:${ports[b]}`,
+      `127.0.0.1:${ports[b]}`,
       '--upstream',
       `127.0.0.1:${upstream}`,
+      // Names the suites use besides IP literals and localhost (an
+      // /etc/hosts alias, this machine's name): let in without a token, as
+      // an operator would with --allow-host (docs/security.md).
+      '--allow-host',
+      `${ALIAS_HOST},${os.hostname()}`,
       ...(spec.args ?? []),
     ];
     cfg += `
 [programs.${b}]
 command = ${toml(cmd)}
-ready = { tcp = "0.0.0.0:${ports[b]}", timeout = "30s" }
+ready = { tcp = "127.0.0.1:${ports[b]}", timeout = "30s" }
 restart = "always"
 stop_timeout = "5s"
 `;
@@ -146,7 +155,7 @@ export class Stack extends CorralStack {
   }
 
   bridgePid(bridge = 'cdp') {
-    return this.hostPid((argv) => argv.some((a) => a.endsWith('corral-cdp')) && argv.includes(`0.0.0.0:${this.ports[bridge]}`));
+    return this.hostPid((argv) => argv.some((a) => a.endsWith('corral-cdp')) && argv.includes(`127.0.0.1:${this.ports[bridge]}`));
   }
 
   /** Waits until corral reports chromium RUNNING and ready with a different pid than `oldNsPid`. */

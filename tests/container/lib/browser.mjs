@@ -8,8 +8,10 @@ export const ORIGIN = 'http://corral-e2e.test';
 export const PAGE = `<!doctype html><html><head><title>corral e2e</title></head>
 <body style="margin:0;height:100vh;background:#ffd400;font:48px sans-serif">corral e2e</body></html>`;
 
-export async function connect(cdpUrl) {
-  return chromium.connectOverCDP(cdpUrl, { timeout: 30_000 });
+/** Playwright over the bridge; the container's bridge always has a token. */
+export async function connect(cdpUrl, token) {
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  return chromium.connectOverCDP(cdpUrl, { timeout: 30_000, headers });
 }
 
 /**
