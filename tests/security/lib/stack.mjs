@@ -9,7 +9,7 @@
 // Nothing here sleeps to synchronise: every wait polls a real condition with a
 // deadline (`waitFor`).
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -21,7 +21,7 @@ export { ROOT, BIN, CHROMIUM, CHROMIUM_FLAGS, waitFor, freePort } from '../../li
 
 export const execFileP = promisify(execFile);
 
-/** The values supervisor.toml fixes, each replaced by a free one; `count` is how often the file must name it. */
+/** The values supervisor.toml fixes, each replaced by a free one; `min`: how often the file names it at least. */
 const FIXED = {
   socket: { text: '/run/corral/control.sock', min: 2 },
   chromium: { re: /(?<![0-9])9223(?![0-9])/g, min: 6 },
@@ -113,7 +113,6 @@ export async function startStack({ name, bind = '127.0.0.1', tokens = {} }) {
 export class Stack extends CorralStack {
   /** As CorralStack.launch, with the stack's own environment. */
   async launch(ready, { env }) {
-    const { spawn } = await import('node:child_process');
     const out = fs.openSync(path.join(this.dir, 'corral.out'), 'a');
     const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', path.join(BIN, 'corral'), '--config', this.config], {
       stdio: ['ignore', out, out],
