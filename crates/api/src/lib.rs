@@ -20,6 +20,10 @@ pub use router::route;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 1024;
 
+/// On SIGTERM, requests in flight get this long to finish (corral's
+/// stop_timeout for the program is 10 s by default).
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// Everything the handlers share.
 pub struct AppState {
     /// Who may call (token, Origin, Host). No token only where allowed
@@ -34,35 +38,28 @@ pub struct AppState {
     pub chromium_program: String,
 }
 
-/// Serves until the process ends.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
+/// Serves until `stop` resolves, then lets the requests in flight finish
+/// (bounded: `corral_serve::listen`).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use corral_serve::listen::{serve_http1, HttpOptions};
     use hyper::service::service_fn;
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
-        // Past the cap a connection is closed at once; the clients already
-        // served keep their share of memory and file descriptors.
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!("connection refused: {MAX_CONNECTIONS} already open");
-            continue;
-        };
+    let opts = HttpOptions {
+        max_connections: MAX_CONNECTIONS,
+        drain: DRAIN,
+        ..HttpOptions::new("corral-api")
+    };
+    serve_http1(listener, opts, stop, move |peer| {
         let state = state.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                // The peer, for the policy's refusal log lines.
-                req.extensions_mut().insert(peer);
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(req, &state).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            // The peer, for the policy's refusal log lines.
+            req.extensions_mut().insert(peer);
+            let state = state.clone();
+            async move { Ok::<_, std::convert::Infallible>(route(req, &state).await) }
+        })
+    })
+    .await
 }

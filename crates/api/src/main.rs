@@ -102,19 +102,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         cdp: args.cdp,
         chromium_program: args.chromium_program,
     });
-    let stop = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    };
-    tokio::select! {
-        _ = corral_api::serve(listener, state) => {}
-        _ = stop => tracing::info!("corral-api stopping"),
-    }
+    corral_api::serve(listener, state, corral_serve::listen::stop_signal()).await;
+    tracing::info!("corral-api stopped");
     ExitCode::SUCCESS
 }

@@ -53,16 +53,11 @@ pub fn upstream_error(e: &UpstreamError) -> Response<Body> {
 
 /// Accepts connections until the process ends.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+    // Accept errors (EMFILE and friends) back off instead of spinning; the
+    // connections we have keep being served.
+    let mut acceptor = corral_serve::listen::Acceptor::new(listener, "corral-cdp");
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // EMFILE and friends: keep serving the connections we have.
-                tracing::warn!("accept failed: {e}");
-                tokio::task::yield_now().await;
-                continue;
-            }
-        };
+        let (stream, peer) = acceptor.accept().await;
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
         tokio::spawn(connection(stream, peer, ctx));

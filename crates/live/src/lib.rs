@@ -15,13 +15,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use corral_serve::{Need, Policy};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 pub type Body = corral_serve::JsonBody;
@@ -76,40 +74,26 @@ impl Options {
     }
 }
 
-/// Serves until the process ends.
-pub async fn serve(listener: TcpListener, opts: Options) {
+/// Serves until `stop` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    opts: Options,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use corral_serve::listen::{serve_http1, HttpOptions};
     let opts = Arc::new(opts);
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // EMFILE and friends: wait a little rather than spin.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!("connection refused: {MAX_CONNECTIONS} already open");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    let http = HttpOptions {
+        max_connections: MAX_CONNECTIONS,
+        ..HttpOptions::new("corral-live")
+    };
+    serve_http1(listener, http, stop, move |peer| {
         let opts = opts.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let service = service_fn(move |req| {
-                let opts = opts.clone();
-                async move { Ok::<_, Infallible>(handle(req, &opts, peer).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
-    }
+        service_fn(move |req| {
+            let opts = opts.clone();
+            async move { Ok::<_, Infallible>(handle(req, &opts, peer).await) }
+        })
+    })
+    .await
 }
 
 async fn handle(req: Request<Incoming>, opts: &Options, peer: SocketAddr) -> Response<Body> {

@@ -116,19 +116,7 @@ async fn run(args: Args) -> ExitCode {
         control: (control, args.upstream),
         view,
     };
-    let stop = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    };
-    tokio::select! {
-        _ = corral_live::serve(listener, opts) => {}
-        _ = stop => tracing::info!("corral-live stopping"),
-    }
+    corral_live::serve(listener, opts, corral_serve::listen::stop_signal()).await;
+    tracing::info!("corral-live stopped");
     ExitCode::SUCCESS
 }

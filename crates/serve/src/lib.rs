@@ -3,9 +3,12 @@
 //! request by its credential, Origin and Host ([`policy`]), the command-line
 //! flags that configure it ([`args`]), bearer tokens loaded from a file or
 //! the environment, compared in constant time, never logged, re-read when
-//! the file changes ([`token`], [`watch`]), and the one JSON error shape.
+//! the file changes ([`token`], [`watch`]), the one JSON error shape, and
+//! the accept loop, connection cap, drain on stop and stop signal
+//! ([`listen`]).
 
 pub mod args;
+pub mod listen;
 pub mod policy;
 mod token;
 mod watch;

@@ -155,17 +155,8 @@ fn main() -> ExitCode {
                 });
                 tracing::info!(%listen, interval = %humantime::format_duration(interval), "corral-snapshot serving");
                 tokio::spawn(server.clone().periodic());
-                let stop = async {
-                    use tokio::signal::unix::{signal, SignalKind};
-                    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                        return std::future::pending().await;
-                    };
-                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-                };
-                tokio::select! {
-                    _ = server.serve(listener) => {}
-                    _ = stop => tracing::info!("corral-snapshot stopping"),
-                }
+                server.serve(listener, corral_serve::listen::stop_signal()).await;
+                tracing::info!("corral-snapshot stopped");
                 ExitCode::SUCCESS
             }
             Command::Restore { cdp, input, step_timeout } => {

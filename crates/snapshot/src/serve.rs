@@ -18,7 +18,6 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -56,6 +55,9 @@ impl Snapshot {
         }
     }
 }
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
 
 type Outcome = Option<Result<Arc<Snapshot>, String>>;
 
@@ -144,24 +146,27 @@ impl Server {
         }
     }
 
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
+    /// Serves until `stop` resolves, then lets requests in flight finish
+    /// (a `?fresh=1` harvest included, up to its timeout).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        use corral_serve::listen::{serve_http1, HttpOptions};
+        let opts = HttpOptions {
+            max_connections: MAX_CONNECTIONS,
+            drain: self.opts.fresh_timeout,
+            ..HttpOptions::new("corral-snapshot")
+        };
+        serve_http1(listener, opts, stop, move |peer| {
             let me = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let me = me.clone();
-                    async move { Ok::<_, Infallible>(me.route(req, peer).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+            service_fn(move |req| {
+                let me = me.clone();
+                async move { Ok::<_, Infallible>(me.route(req, peer).await) }
+            })
+        })
+        .await
     }
 
     async fn route(

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use corral_proto::frame::{decode, nonblocking, FrameError};
 use corral_proto::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, Targets, VERSION};
+use corral_serve::listen::{Acceptor, Limit};
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::output::Outputs;
 use super::snapshot::{ProgramSnap, Snapshot};
@@ -113,12 +114,11 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 
 /// Accepts connections for as long as corral runs.
 pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = Limit::new(MAX_CONNECTIONS, "control socket");
+    let mut acceptor = Acceptor::new(listener, "control socket");
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let (mut stream, _) = acceptor.accept().await;
+        let Some(permit) = limit.admit() else {
             tokio::spawn(async move {
                 let busy = Response::error(ErrorCode::Failed, "too many control connections");
                 let _ = send(&mut stream, busy).await;

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_proto::Request;
+use corral_serve::listen::{serve_http1, HttpOptions};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::service::service_fn;
 use hyper::{Method, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 
 use super::control::{Command, Shared};
 use super::snapshot::Snapshot;
@@ -32,30 +32,24 @@ const MAX_CONNECTIONS: usize = 512;
 /// A connection that sends no complete request for this long is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Serves for as long as corral runs (its shutdown ends the process).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            continue; // dropping the stream closes it
-        };
+    let opts = HttpOptions {
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: HEADER_TIMEOUT,
+        ..HttpOptions::new("probes")
+    };
+    serve_http1(listener, opts, std::future::pending(), move |_peer| {
+        // Counted while the connection lives: memory is trimmed after a burst.
+        let open = super::burst::Connection::open();
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let _open = super::burst::Connection::open();
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(req, &shared).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = conn.await;
-            drop(permit);
-        });
-    }
+        service_fn(move |req| {
+            let _counted = &open;
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(route(req, &shared).await) }
+        })
+    })
+    .await
 }
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
