@@ -5,10 +5,13 @@
 //! the Host check nor keep the token out of its logs (docs/security.md).
 //!
 //! Modules: [`web`] serves noVNC's files (and the one-click redirect);
-//! [`relay`] carries the RFB bytes between the WebSocket and x11vnc. A
-//! second token, if configured, reaches a view-only x11vnc.
+//! [`relay`] carries the RFB bytes between the WebSocket and x11vnc;
+//! [`rfb`] logs in to x11vnc with a password only corral-live knows (x11vnc
+//! answers WebSockets on its own port, Origin unchecked). A second token,
+//! if configured, logs in with x11vnc's view-only password.
 
 pub mod relay;
+pub mod rfb;
 pub mod web;
 
 use std::convert::Infallible;
@@ -31,10 +34,15 @@ pub const MAX_CONNECTIONS: usize = 256;
 pub struct Options {
     /// noVNC's files.
     pub web: PathBuf,
-    /// The policy for keyboard and mouse, and the VNC server behind it.
-    pub control: (Policy, String),
-    /// The view-only token's policy and VNC server, if any.
-    pub view: Option<(Policy, String)>,
+    /// Who gets keyboard and mouse.
+    pub control: Policy,
+    /// Who gets the view-only door, if anyone.
+    pub view: Option<Policy>,
+    /// The VNC server (x11vnc).
+    pub upstream: String,
+    /// x11vnc's `-passwdfile` (full and view-only passwords), read at each
+    /// connection: x11vnc's pre_start writes fresh ones at every start.
+    pub passwords: Option<PathBuf>,
 }
 
 /// Which of the two doors a request came through.
@@ -45,32 +53,34 @@ pub enum Access {
 }
 
 impl Options {
-    /// The first policy that admits the request, or the control policy's
-    /// refusal (logged).
+    /// Which door the request's token opens: the control token first, then
+    /// the view token; a public request that carries neither goes through
+    /// the control policy's Origin and Host checks. Else the control
+    /// policy's refusal (logged).
     fn admit(
         &self,
         req: &Request<Incoming>,
         peer: SocketAddr,
         need: Need,
     ) -> Result<(Access, bool), corral_serve::Refusal> {
-        let refused = match self.control.0.check(req.headers(), req.uri(), need) {
-            Ok(a) => return Ok((Access::Control, a.authenticated)),
-            Err(r) => r,
-        };
-        if let Some((view, _)) = &self.view {
-            if let Ok(a) = view.check(req.headers(), req.uri(), need) {
-                return Ok((Access::ViewOnly, a.authenticated));
+        let control = self.control.check(req.headers(), req.uri(), need);
+        if let Ok(a) = &control {
+            if a.authenticated {
+                return Ok((Access::Control, true));
             }
         }
-        refused.log(Some(peer), req.method(), req.uri().path());
-        Err(refused)
-    }
-
-    fn upstream(&self, access: Access) -> &str {
-        match (access, &self.view) {
-            (Access::ViewOnly, Some((_, up))) => up,
-            _ => &self.control.1,
+        if let Some(view) = &self.view {
+            match view.check(req.headers(), req.uri(), need) {
+                Ok(a) if a.authenticated => return Ok((Access::ViewOnly, true)),
+                Ok(_) if control.is_err() => return Ok((Access::ViewOnly, false)),
+                _ => {}
+            }
         }
+        control
+            .map(|a| (Access::Control, a.authenticated))
+            .inspect_err(|r| {
+                r.log(Some(peer), req.method(), req.uri().path());
+            })
     }
 }
 
@@ -99,7 +109,7 @@ pub async fn serve(
 async fn handle(req: Request<Incoming>, opts: &Options, peer: SocketAddr) -> Response<Body> {
     if req.headers().contains_key(hyper::header::UPGRADE) {
         return match opts.admit(&req, peer, Need::Credential) {
-            Ok((access, _)) => relay::upgrade(req, opts.upstream(access), access, peer).await,
+            Ok((access, _)) => relay::upgrade(req, opts, access, peer).await,
             Err(refused) => refused.response(),
         };
     }

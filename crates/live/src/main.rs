@@ -1,6 +1,8 @@
 //! `corral-live --listen 0.0.0.0:6080 --web /usr/share/novnc --upstream
-//! 127.0.0.1:5900`: parses arguments, builds the request policy (a token is
-//! always required for the screen) and serves until SIGTERM/SIGINT.
+//! 127.0.0.1:5900 --vnc-password-file PATH`: parses arguments, builds the
+//! request policy (a token is always required for the screen) and serves
+//! until SIGTERM/SIGINT. `corral-live vnc-passwords PATH` writes x11vnc's
+//! random passwords (its pre_start).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,17 +29,27 @@ struct Args {
     /// The VNC server that takes keyboard and mouse (x11vnc).
     #[arg(long, default_value = "127.0.0.1:5900")]
     upstream: String,
-    /// A view-only VNC server (x11vnc -viewonly), for the view token.
-    #[arg(long)]
-    view_upstream: Option<String>,
+    /// x11vnc's -passwdfile (a password, __BEGIN_VIEWONLY__, a view-only
+    /// password): corral-live logs in with it on the viewer's behalf.
+    #[arg(long, value_name = "PATH")]
+    vnc_password_file: Option<PathBuf>,
     /// File holding the view-only token (created if missing; else
-    /// CORRAL_LIVE_VIEW_TOKEN or CORRAL_LIVE_VIEW_TOKEN_FILE). Needs
-    /// --view-upstream.
-    #[arg(long, value_name = "PATH", requires = "view_upstream")]
+    /// CORRAL_LIVE_VIEW_TOKEN or CORRAL_LIVE_VIEW_TOKEN_FILE). A view-only
+    /// door needs --vnc-password-file (x11vnc enforces it).
+    #[arg(long, value_name = "PATH")]
     view_token_file: Option<PathBuf>,
     /// Who may watch and type (token, Origin, Host): docs/security.md.
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+#[derive(clap::Subcommand)]
+enum Helper {
+    /// Write fresh random passwords for x11vnc's -passwdfile (mode 0600):
+    /// x11vnc's pre_start, so every x11vnc start gets new ones.
+    VncPasswords { path: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +58,15 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     corral_boot::init_logging();
+    if let Some(Helper::VncPasswords { path }) = &args.helper {
+        return match corral_live::rfb::write_passwords(path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("corral-live vnc-passwords: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -77,25 +98,30 @@ async fn run(args: Args) -> ExitCode {
     };
     // noVNC's page opens its WebSocket from the page's own origin.
     control.origins.same_origin = true;
-    let view = match &args.view_upstream {
-        None => None,
-        Some(upstream) => {
-            let view_args = PolicyArgs {
-                token_file: args.view_token_file.clone(),
-                ..args.policy.clone()
-            };
-            let view_service = Service {
-                name: "LIVE_VIEW",
-                ..service
-            };
-            match view_args.build(&view_service) {
-                Ok(mut p) => {
-                    p.origins.same_origin = true;
-                    Some((p, upstream.clone()))
-                }
-                Err(e) => return usage(format!("view-only: {e}")),
+    // The view-only door exists when a view token is configured, and only
+    // with x11vnc's view-only password behind it.
+    let view_args = PolicyArgs {
+        token_file: args.view_token_file.clone(),
+        ..args.policy.clone()
+    };
+    let view_service = Service {
+        name: "LIVE_VIEW",
+        ..service
+    };
+    let view = match view_args.build(&view_service) {
+        Ok(mut p) if matches!(p.auth, corral_serve::Auth::Token(_)) => {
+            if args.vnc_password_file.is_none() {
+                return usage(
+                    "a view-only token needs --vnc-password-file (x11vnc's view-only password)"
+                        .into(),
+                );
             }
+            p.origins.same_origin = true;
+            Some(p)
         }
+        Ok(_) => None,
+        Err(e) if args.view_token_file.is_some() => return usage(format!("view-only: {e}")),
+        Err(_) => None,
     };
     if !args.web.join("vnc.html").is_file() {
         return usage(format!(
@@ -113,8 +139,10 @@ async fn run(args: Args) -> ExitCode {
     tracing::info!(listen = %args.listen, upstream = %args.upstream, view_only = view.is_some(), "corral-live serving");
     let opts = Options {
         web: args.web,
-        control: (control, args.upstream),
+        control,
         view,
+        upstream: args.upstream,
+        passwords: args.vnc_password_file,
     };
     corral_live::serve(listener, opts, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-live stopped");

@@ -1,7 +1,8 @@
 //! The WebSocket from noVNC to the VNC server: RFB bytes carried as binary
 //! messages one way and raw TCP the other, as websockify does. The VNC
-//! server is connected before the 101 is sent, so a client learns at once
-//! (502 with a reason) when it is down.
+//! server is connected and logged in to ([`crate::rfb`]) before the 101 is
+//! sent, so a client learns at once (502 with a reason) when it is down;
+//! then the viewer is greeted with "no authentication" and the bytes flow.
 
 use std::net::SocketAddr;
 
@@ -19,7 +20,8 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{Access, Body};
+use crate::rfb::{self, Viewer};
+use crate::{Access, Body, Options};
 
 /// One read from the VNC server becomes one message of at most this size.
 const CHUNK: usize = 64 * 1024;
@@ -35,10 +37,11 @@ fn listed(req: &Request<Incoming>, name: header::HeaderName, want: &str) -> bool
 
 pub async fn upgrade(
     mut req: Request<Incoming>,
-    upstream: &str,
+    opts: &Options,
     access: Access,
     peer: SocketAddr,
 ) -> Response<Body> {
+    let upstream = opts.upstream.as_str();
     let key = req.headers().get("sec-websocket-key").cloned();
     let valid = listed(&req, header::UPGRADE, "websocket")
         && listed(&req, header::CONNECTION, "upgrade")
@@ -68,6 +71,15 @@ pub async fn upgrade(
         }
     };
     let _ = vnc.set_nodelay(true);
+    let mut vnc = vnc;
+    if let Err(e) = log_in(&mut vnc, opts, access).await {
+        tracing::warn!(%peer, "{e}");
+        return corral_serve::json_error(
+            StatusCode::BAD_GATEWAY,
+            "cannot log in to the VNC server",
+            &e,
+        );
+    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
@@ -97,13 +109,81 @@ pub async fn upgrade(
     r
 }
 
-/// Relays until either side ends; says which.
-async fn carry<S>(ws: WebSocketStream<S>, vnc: TcpStream) -> &'static str
+/// Logs in to the VNC server with the password of the viewer's door.
+async fn log_in(vnc: &mut TcpStream, opts: &Options, access: Access) -> Result<(), String> {
+    let password = match (&opts.passwords, access) {
+        (Some(path), _) => {
+            let p = rfb::read_passwords(path)?;
+            Some(match access {
+                Access::Control => p.control,
+                Access::ViewOnly => p.view,
+            })
+        }
+        // Without x11vnc's view-only password nothing makes a viewer
+        // view-only but the viewer itself: refuse rather than pretend.
+        (None, Access::ViewOnly) => return Err("view-only needs --vnc-password-file".into()),
+        (None, Access::Control) => None,
+    };
+    let handshake = rfb::login(vnc, password.as_deref());
+    tokio::time::timeout(std::time::Duration::from_secs(10), handshake)
+        .await
+        .map_err(|_| "the VNC server did not finish its handshake within 10 s".to_string())?
+}
+
+/// The viewer's end of the WebSocket as a byte stream, for the greeting.
+struct WsViewer<'a, S> {
+    tx: &'a mut futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    rx: &'a mut futures_util::stream::SplitStream<WebSocketStream<S>>,
+    /// Bytes received past what the greeting asked for.
+    buf: Vec<u8>,
+}
+
+impl<S> Viewer for WsViewer<'_, S>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.tx
+            .send(Message::binary(Bytes::copy_from_slice(bytes)))
+            .await
+            .map_err(|e| format!("the viewer went away: {e}"))
+    }
+
+    async fn recv_exact(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        while self.buf.len() < n {
+            match self.rx.next().await {
+                Some(Ok(Message::Binary(b))) => self.buf.extend_from_slice(&b),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                _ => return Err("the viewer went away during the handshake".into()),
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+}
+
+/// Greets the viewer, then relays until either side ends; says which.
+async fn carry<S>(ws: WebSocketStream<S>, vnc: TcpStream) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut vnc_rx, mut vnc_tx) = vnc.into_split();
+    let mut viewer = WsViewer {
+        tx: &mut ws_tx,
+        rx: &mut ws_rx,
+        buf: Vec::new(),
+    };
+    let greeted =
+        tokio::time::timeout(std::time::Duration::from_secs(30), rfb::greet(&mut viewer)).await;
+    let leftover = std::mem::take(&mut viewer.buf);
+    match greeted {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return e,
+        Err(_) => return "the viewer did not finish its handshake within 30 s".into(),
+    }
+    if vnc_tx.write_all(&leftover).await.is_err() {
+        return "the VNC server stopped reading".into();
+    }
     let to_vnc = async {
         while let Some(msg) = ws_rx.next().await {
             match msg {
@@ -139,5 +219,5 @@ where
     };
     let why = tokio::select! { w = to_vnc => w, w = to_viewer => w };
     let _ = ws_tx.close().await;
-    why
+    why.to_string()
 }

@@ -30,6 +30,34 @@ window.tryWs = (url, { protocols, send } = {}) => new Promise((resolve) => {
   ws.onerror = () => { r.error = true; };
   ws.onclose = (ev) => { r.closeCode = ev.code; end(); };
 });
+// The RFB handshake as far as a page can take it without a password: the
+// banner, the security types offered, then "none" chosen and the answer.
+window.tryRfbNone = (url) => new Promise((resolve) => {
+  const r = { url, banner: null, types: null, after: null, closed: false };
+  let ws;
+  try { ws = new WebSocket(url, ['binary']); } catch (e) { r.threw = String(e); return resolve(r); }
+  ws.binaryType = 'arraybuffer';
+  let buf = new Uint8Array(0);
+  let stage = 0;
+  const done = () => { clearTimeout(t); try { ws.close(); } catch {} resolve(r); };
+  const t = setTimeout(done, 5000);
+  ws.onmessage = (ev) => {
+    const d = new Uint8Array(ev.data);
+    const n = new Uint8Array(buf.length + d.length);
+    n.set(buf); n.set(d, buf.length); buf = n;
+    if (stage === 0 && buf.length >= 12) {
+      r.banner = String.fromCharCode(...buf.slice(0, 12)); buf = buf.slice(12);
+      ws.send(new TextEncoder().encode('RFB 003.008\n')); stage = 1;
+    }
+    if (stage === 1 && buf.length >= 1 && buf.length >= 1 + buf[0]) {
+      r.types = [...buf.slice(1, 1 + buf[0])]; buf = buf.slice(1 + buf[0]);
+      ws.send(new Uint8Array([1])); stage = 2;
+    }
+    if (stage === 2 && buf.length >= 4) { r.after = [...buf.slice(0, 4)]; done(); }
+  };
+  ws.onclose = () => { r.closed = true; done(); };
+  ws.onerror = () => {};
+});
 window.tryFetch = async (url, init = {}) => {
   const r = { url, method: init.method || 'GET', mode: init.mode || 'cors' };
   try {

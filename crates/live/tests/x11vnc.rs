@@ -1,0 +1,199 @@
+//! corral-live in front of a real x11vnc on a real Xvfb: the viewer with
+//! the live token gets the screen and moves the pointer; the view token's
+//! viewer gets the screen and x11vnc ignores its pointer; and x11vnc's own
+//! port, which a web page can reach, offers no way in without the password.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use corral_testkit::{free_display, free_port, wait_for, wait_until};
+use tungstenite::{ClientRequestBuilder, Message};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Kill(Vec<Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+fn mouse_x(display: &str) -> i32 {
+    let out = Command::new("xdotool")
+        .arg("getmouselocation")
+        .env("DISPLAY", display)
+        .output()
+        .expect("xdotool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("x:"))
+        .and_then(|x| x.parse().ok())
+        .expect("x: in xdotool's answer")
+}
+
+/// Logs in through corral-live as noVNC does; returns the socket and the
+/// ServerInit's width.
+fn viewer(
+    port: u16,
+    token: &str,
+) -> (
+    tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+    u16,
+) {
+    let url: tungstenite::http::Uri = format!("ws://127.0.0.1:{port}/websockify?token={token}")
+        .parse()
+        .unwrap();
+    let req = ClientRequestBuilder::new(url).with_sub_protocol("binary");
+    let (mut ws, _) = tungstenite::connect(req).expect("upgrade");
+    let mut inbox = Vec::new();
+    let mut read = |ws: &mut tungstenite::WebSocket<_>, n: usize| -> Vec<u8> {
+        while inbox.len() < n {
+            if let Message::Binary(b) = ws.read().expect("read") {
+                inbox.extend_from_slice(&b);
+            }
+        }
+        inbox.drain(..n).collect()
+    };
+    assert_eq!(read(&mut ws, 12), b"RFB 003.008\n");
+    ws.send(Message::binary(b"RFB 003.008\n".to_vec())).unwrap();
+    assert_eq!(read(&mut ws, 2), [1, 1], "one security type: none");
+    ws.send(Message::binary(vec![1])).unwrap();
+    assert_eq!(read(&mut ws, 4), [0, 0, 0, 0], "security result: ok");
+    ws.send(Message::binary(vec![1])).unwrap(); // ClientInit: shared
+    let init = read(&mut ws, 24);
+    let name_len = u32::from_be_bytes(init[20..24].try_into().unwrap()) as usize;
+    read(&mut ws, name_len);
+    (ws, u16::from_be_bytes([init[0], init[1]]))
+}
+
+fn pointer(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+    x: u16,
+    y: u16,
+) {
+    let mut msg = vec![5, 0];
+    msg.extend_from_slice(&x.to_be_bytes());
+    msg.extend_from_slice(&y.to_be_bytes());
+    ws.send(Message::binary(msg)).unwrap();
+}
+
+#[test]
+fn live_and_view_tokens_through_a_password_protected_x11vnc() {
+    let n = free_display();
+    let display = format!(":{n}");
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("x11vnc.pass");
+    let (vnc_port, live_port) = (free_port(), free_port());
+    let mut kids = Kill(Vec::new());
+    kids.0.push(spawn(Command::new("Xvfb").args([
+        display.as_str(),
+        "-screen",
+        "0",
+        "640x480x24",
+        "-nolisten",
+        "tcp",
+    ])));
+    wait_until("Xvfb", TIMEOUT, || {
+        std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+    });
+    let status = Command::new(env!("CARGO_BIN_EXE_corral-live"))
+        .args(["vnc-passwords", passwd.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    kids.0.push(spawn(Command::new("x11vnc").args([
+        "-display",
+        &display,
+        "-rfbport",
+        &vnc_port.to_string(),
+        "-localhost",
+        "-forever",
+        "-shared",
+        "-passwdfile",
+        passwd.to_str().unwrap(),
+        "-quiet",
+        "-noxdamage",
+    ])));
+    wait_until("x11vnc", TIMEOUT, || listening(vnc_port));
+
+    // What a web page reaches directly (x11vnc answers WebSockets there too):
+    // the only way in is the VNC password.
+    let mut raw = TcpStream::connect(("127.0.0.1", vnc_port)).unwrap();
+    raw.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut banner = [0u8; 12];
+    raw.read_exact(&mut banner).unwrap();
+    raw.write_all(b"RFB 003.008\n").unwrap();
+    let mut count = [0u8; 1];
+    raw.read_exact(&mut count).unwrap();
+    let mut types = vec![0u8; count[0] as usize];
+    raw.read_exact(&mut types).unwrap();
+    assert_eq!(
+        types,
+        [2],
+        "x11vnc offers VNC authentication only, never none"
+    );
+
+    kids.0.push(spawn(
+        Command::new(env!("CARGO_BIN_EXE_corral-live"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{live_port}"),
+                "--web",
+                "/usr/share/novnc",
+            ])
+            .args([
+                "--upstream",
+                &format!("127.0.0.1:{vnc_port}"),
+                "--vnc-password-file",
+                passwd.to_str().unwrap(),
+            ])
+            .env("CORRAL_LIVE_TOKEN", "live-token")
+            .env("CORRAL_LIVE_VIEW_TOKEN", "view-token"),
+    ));
+    wait_until("corral-live", TIMEOUT, || listening(live_port));
+
+    let (mut control, width) = viewer(live_port, "live-token");
+    assert_eq!(width, 640, "the screen's own size");
+    pointer(&mut control, 100, 100);
+    wait_until(
+        "the live viewer's pointer to move the X pointer",
+        TIMEOUT,
+        || mouse_x(&display) == 100,
+    );
+
+    let (mut view, width) = viewer(live_port, "view-token");
+    assert_eq!(width, 640);
+    pointer(&mut view, 300, 300);
+    // Then a move by the control viewer: once that one has arrived, the
+    // view-only one (sent before it) has been processed and ignored.
+    pointer(&mut control, 200, 200);
+    let x = wait_for("the control viewer's second move", TIMEOUT, || {
+        Some(mouse_x(&display)).filter(|x| *x != 100)
+    });
+    assert_eq!(x, 200, "x11vnc ignored the view-only viewer's pointer");
+
+    // No token: refused before any byte of RFB.
+    let url = format!("ws://127.0.0.1:{live_port}/websockify");
+    match tungstenite::connect(url) {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
