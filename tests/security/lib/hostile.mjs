@@ -47,7 +47,7 @@ window.tryRfbNone = (url) => new Promise((resolve) => {
     n.set(buf); n.set(d, buf.length); buf = n;
     if (stage === 0 && buf.length >= 12) {
       r.banner = String.fromCharCode(...buf.slice(0, 12)); buf = buf.slice(12);
-      ws.send(new TextEncoder().encode('RFB 003.008\n')); stage = 1;
+      ws.send(new TextEncoder().encode('RFB 003.008\\n')); stage = 1;
     }
     if (stage === 1 && buf.length >= 1 && buf.length >= 1 + buf[0]) {
       r.types = [...buf.slice(1, 1 + buf[0])]; buf = buf.slice(1 + buf[0]);
