@@ -36,10 +36,10 @@ test('malformed HTTP gets 400 and the connection is closed', async () => {
   for (const garbage of [
     'HELLO WORLD\r\n\r\n',
     '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage-tls-hello\r\n\r\n',
-    'GET /json/version HTTP/9.9\r\nHost: x\r\n\r\n',
+    'GET /json/version HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n',
     'GET /json/version HTTP/1.1\r\nHost x no colon\r\n\r\n',
-    'GET /json/version HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello',
-    `GET /${'a'.repeat(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    'GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello',
+    `GET /${'a'.repeat(100_000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
   ]) {
     const r = await rawExchange(port, [garbage], { timeoutMs: 5_000 });
     const label = JSON.stringify(garbage.slice(0, 40));
@@ -52,10 +52,10 @@ test('malformed HTTP gets 400 and the connection is closed', async () => {
 
 test('an upgrade without the WebSocket headers gets 400 JSON', async () => {
   const cases = {
-    'no Sec-WebSocket-Key': `GET /devtools/browser HTTP/1.1\r\nHost: x\r\n${WS_HEADERS}\r\n`,
-    'wrong version': `GET /devtools/browser HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
-    'Upgrade: h2c': `GET /devtools/browser HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
-    'no Connection: Upgrade': `GET /devtools/browser HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    'no Sec-WebSocket-Key': `GET /devtools/browser HTTP/1.1\r\nHost: 127.0.0.1\r\n${WS_HEADERS}\r\n`,
+    'wrong version': `GET /devtools/browser HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    'Upgrade: h2c': `GET /devtools/browser HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    'no Connection: Upgrade': `GET /devtools/browser HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
   };
   for (const [what, req] of Object.entries(cases)) {
     const r = await rawExchange(port, [req], { timeoutMs: 5_000 });
@@ -109,7 +109,7 @@ test('a Host header that could break the JSON is refused with 400', async () => 
 test('a request body over the limit is refused (413), not buffered', async () => {
   const body = 'x'.repeat(1024 * 1024);
   const r = parseHttp(
-    (await rawExchange(port, [`PUT /json/new?about:blank HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`, body], { timeoutMs: 10_000 })).data,
+    (await rawExchange(port, [`PUT /json/new?about:blank HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\n\r\n`, body], { timeoutMs: 10_000 })).data,
   );
   assert.equal(r.status, 413, r.body);
   await othersServed();

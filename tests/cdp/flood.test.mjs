@@ -157,7 +157,7 @@ test('every slot a busy WebSocket: a newcomer gets 503 "too many connections" at
   const held = [];
   for (let i = 0; i < 4; i++) held.push(await openWs(url));
   const t0 = Date.now();
-  const r = parseHttp((await rawExchange(port, ['GET /json/version HTTP/1.1\r\nHost: x\r\n\r\n'], { timeoutMs: 5_000 })).data);
+  const r = parseHttp((await rawExchange(port, ['GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'], { timeoutMs: 5_000 })).data);
   assert.ok(Date.now() - t0 < 1_000);
   assert.equal(r.status, 503, r.body);
   assert.equal(r.json.error, 'too many connections');

@@ -163,7 +163,7 @@ test('chromium killed again right after a restart: the bridge keeps working (no 
     const r = await stack.get('cdp', '/json/version', { timeoutMs: 5_000 });
     assert.equal(r.status, 503);
     await stack.waitChromiumBack(s.pid);
-    const r2 = parseHttp((await rawExchange(stack.ports.cdp, ['GET /json/version HTTP/1.1\r\nHost: x\r\n\r\n'])).data);
+    const r2 = parseHttp((await rawExchange(stack.ports.cdp, ['GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'])).data);
     assert.equal(r2.status, 200);
   }
 });

@@ -282,11 +282,23 @@ impl Policy {
                 ));
             }
         }
+        // A Host that is no host[:port] at all is a bad request, whoever
+        // sends it (it would also be spliced into rewritten URLs).
+        let name = match host.map(split_host_port) {
+            Some(None) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid Host header",
+                    "expected a host name or address, with an optional port",
+                ))
+            }
+            Some(Some((name, _))) => Some(name),
+            None => None,
+        };
         let authenticated = self.credential(headers, uri, need)?;
         if !authenticated {
-            if let Some(h) = host {
-                let name = split_host_port(h).map(|(n, _)| n);
-                if !name.is_some_and(|n| self.hosts.allows(n)) {
+            if let (Some(h), Some(name)) = (host, name) {
+                if !self.hosts.allows(name) {
                     return Err(Refusal::new(
                         StatusCode::FORBIDDEN,
                         "host not allowed",

@@ -79,10 +79,11 @@ export async function startStack({ name, bridges = { cdp: {} }, chromiumBackoff 
       '--upstream',
       `127.0.0.1:${upstream}`,
       // Names the suites use besides IP literals and localhost (an
-      // /etc/hosts alias, this machine's name): let in without a token, as
-      // an operator would with --allow-host (docs/security.md).
+      // /etc/hosts alias, this machine's name, a proxy's name): let in
+      // without a token, as an operator would with --allow-host
+      // (docs/security.md).
       '--allow-host',
-      `${ALIAS_HOST},${os.hostname()}`,
+      `${ALIAS_HOST},${os.hostname()},cdp.example.internal`,
       ...(spec.args ?? []),
     ];
     cfg += `

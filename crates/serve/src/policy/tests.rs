@@ -250,6 +250,18 @@ fn refusals_never_echo_the_token() {
 }
 
 #[test]
+fn a_malformed_host_is_a_bad_request() {
+    let p = Policy::open();
+    for h in ["x\",\"evil\":\"y", "a b", "[::1", "host:port", "host:99999"] {
+        assert_eq!(
+            status(&p, &[("host", h)], "/json", Need::Credential),
+            400,
+            "{h}"
+        );
+    }
+}
+
+#[test]
 fn host_names_are_validated() {
     assert!(Hosts::parse(&["bad host".into()]).is_err());
     assert!(Hosts::parse(&["a.example:80".into()]).is_err());
