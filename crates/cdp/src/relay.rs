@@ -461,3 +461,6 @@ where
         Poll::Ready(stop)
     })
 }
+
+#[cfg(test)]
+mod tests;
