@@ -471,12 +471,22 @@ async function idleRelays(bridge, k, pid) {
 }
 
 // `k` idle TCP connections to the bridge (no request sent), opened in batches of
-// 500; once the bridge holds them all (its fd count, polled) its RSS is read and
-// every socket checked still open (none evicted: the cap is above `k`).
+// 500. The bridge closes a connection whose request head has not come within 10 s,
+// so on a slow machine the first ones can go before the last are open: the
+// bridge's fd count and RSS are sampled (every 20 ms and after the last batch),
+// and the figures are those at the most connections held at once.
 async function idleConnections(hostPort, k, pid, baseFds) {
   const [host, port] = hostPort.split(":");
   const socks = [];
   let closedByBridge = 0;
+  let best = { held: -1 };
+  const sample = () => {
+    try {
+      const held = fdCount(pid) - baseFds;
+      if (held > best.held) best = { held, ...procStatus(pid) };
+    } catch { /* between reads */ }
+  };
+  const timer = setInterval(sample, 20);
   const t0 = now();
   while (socks.length < k) {
     const batch = Math.min(500, k - socks.length);
@@ -487,14 +497,14 @@ async function idleConnections(hostPort, k, pid, baseFds) {
       s.once("close", () => { closedByBridge++; });
     }))));
   }
-  await waitFor(`the bridge to hold every idle connection (${baseFds} fds before)`, () => fdCount(pid) >= baseFds + k, 10_000)
-    .catch((e) => { throw new Error(`${e.message}: ${fdCount(pid)} fds, ${closedByBridge} closed by the bridge`); });
   const openedMs = usSince(t0) / 1000;
-  const held = procStatus(pid);
-  const stillOpen = k - closedByBridge;
+  // Until the bridge has accepted all that are still open (or 5 s).
+  await waitFor("the bridge to accept the last ones", () => { sample(); return best.held >= k - closedByBridge; }, 5_000).catch(() => {});
+  clearInterval(timer);
+  const closedWhileOpening = closedByBridge;
   for (const s of socks) s.destroy();
   await waitFor("the bridge to let them go", () => fdCount(pid) <= baseFds, 30_000);
-  return { k, heldKiB: held.VmRSS, anonKiB: held.RssAnon, openedMs, stillOpen };
+  return { k, held: best.held, heldKiB: best.VmRSS, anonKiB: best.RssAnon, openedMs, closedWhileOpening };
 }
 
 // ---------------------------------------------------------------------------
@@ -566,8 +576,8 @@ function render(r, args) {
     ["… idle after all of it (anonymous)", "", `${mib(r.idleAfter.rssKiB)} (${mib(r.idleAfter.anonKiB)})`, ""],
     [`${fmtInt(R.k)} idle relays held (WebSockets to the browser endpoint, each used once): RSS / per relay above the idle RSS before them`, "≤ 32 KiB per relay",
       `${mib(R.heldKiB)} / ${perRelay.toFixed(1)} KiB ${ok(perRelay <= 32)}`, ""],
-    [`${fmtInt(T.k)} idle TCP connections held (no request sent; \`--max-connections ${args["max-connections"]}\`): RSS / per connection above idle; still open`, "",
-      `${mib(T.heldKiB)} / ${((T.heldKiB - r.idleAfter.rssKiB) / T.k).toFixed(1)} KiB; ${fmtInt(T.stillOpen)} of ${fmtInt(T.k)} (opened in ${(T.openedMs / 1000).toFixed(1)} s)`, ""],
+    [`${fmtInt(T.k)} idle TCP connections opened (no request sent; \`--max-connections ${args["max-connections"]}\`): most held at once, RSS then / per connection above idle`, "",
+      `${fmtInt(T.held)} held: ${mib(T.heldKiB)} / ${((T.heldKiB - r.idleAfter.rssKiB) / T.held).toFixed(1)} KiB (opened in ${(T.openedMs / 1000).toFixed(1)} s; ${fmtInt(T.closedWhileOpening)} closed meanwhile by the 10 s header timeout)`, ""],
   ];
   const table = ["| measure | goal | bridge (corral-cdp) | direct (Chromium's port) |", "|---|---|---|---|",
     ...rows.map((x) => `| ${x.join(" | ")} |`)];
@@ -660,9 +670,11 @@ function render(r, args) {
       "the bridge to the browser endpoint, opened 50 at a time, each one `Browser.getVersion`, " +
       `then ${SETTLE_MS / 1000} s of quiet; per relay = (RSS held − the idle RSS read just before) / count ` +
       "(a relay is two sockets, a task and its timers). Idle TCP connections (last): opened 500 at a " +
-      "time, sending nothing, read once the bridge's fd count shows it holds them all (within its " +
-      "10 s header timeout); the bench's bridge runs with " + `\`--max-connections ${args["max-connections"]}\`` +
-      " so none is evicted (tests/cdp/flood.test.mjs checks the cap itself).",
+      "time, sending nothing; the bridge's fd count and RSS sampled every 20 ms, the row gives them at the " +
+      "most connections held at once (the bridge closes one that sends no request within 10 s, so on a " +
+      "loaded machine the first can go before the last are open); the bench's bridge runs with " +
+      `\`--max-connections ${args["max-connections"]}\`` +
+      " so none is evicted by the cap (tests/cdp/flood.test.mjs checks the cap itself).",
     `- bridge log during the run: ${r.bridgeLog}`,
     "<!-- bench:cdp:end -->",
   ].join("\n");
@@ -809,7 +821,7 @@ async function main() {
   await waitFor("the bridge back to its idle fd count", () => fdCount(pid) <= r.idleBefore.fds, 30_000);
   log(`idle connections: ${args["idle-connections"]} TCP connections held`);
   r.idleConns = await idleConnections(args.bridge, args["idle-connections"], pid, r.idleBefore.fds);
-  log(`  RSS ${mib(r.idleConns.heldKiB)}, ${r.idleConns.stillOpen} still open`);
+  log(`  RSS ${mib(r.idleConns.heldKiB)} with ${r.idleConns.held} held`);
   r.bridgeLog = bridgeLogSummary(args["bridge-log"]);
 
   const section = render(r, args);

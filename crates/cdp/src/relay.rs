@@ -193,6 +193,16 @@ where
     /// `client_early`/`upstream_early`: bytes each side sent that were read
     /// with its handshake.
     pub fn new(client: C, client_early: Bytes, upstream: U, upstream_early: Bytes) -> Self {
+        // Even an empty slice of hyper's (or the handshake's) read buffer
+        // keeps that whole buffer alive: keep only the bytes, if any.
+        let own = |b: Bytes| {
+            if b.is_empty() {
+                Bytes::new()
+            } else {
+                Bytes::copy_from_slice(&b)
+            }
+        };
+        let (client_early, upstream_early) = (own(client_early), own(upstream_early));
         let seed = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
         Relay {
             client,
