@@ -7,7 +7,9 @@
 //! and relays WebSocket connections on fresh upstream sockets, following
 //! Chromium across restarts. See `docs/cdp.md`.
 
+mod frame;
 pub mod gate;
+mod relay;
 pub mod rewrite;
 mod server;
 pub mod upstream;

@@ -1,5 +1,6 @@
 //! WebSocket upgrades: each client socket gets its own fresh upstream
-//! connection, and one task relays messages both ways, in order, as text.
+//! connection, and one task relays frames both ways, in order, as text, as
+//! they arrive ([`crate::relay`]).
 //!
 //! The browser endpoint is resolved at every upgrade (`/json/version`), so
 //! `ws://HOST:9222/` and any stale `/devtools/browser/<old guid>` reach the
@@ -10,43 +11,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::gate::Slot;
+use crate::relay::Relay;
 use crate::server::{error, upstream_error, Body};
 use crate::Context;
 
 /// Chrome sends each CDP message as one frame; a full-page screenshot can
-/// be 100 MB and more. Playwright's own client allows 256 MiB.
+/// be 100 MB and more. Playwright's own client allows 256 MiB. The relay
+/// holds no message whole, so this bounds nothing in memory: it is the
+/// largest message passed on (larger ones are refused with 1009).
 pub const MAX_MESSAGE: usize = 256 * 1024 * 1024;
-/// A peer that does not take a message within this long is dropped.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on the upstream WebSocket handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Read buffer per WebSocket. tungstenite's default (128 KiB) is zero-filled
-/// on every read and resident for each of the two sockets of every relay:
-/// 16 KiB cut the bridge's memory with 64 clients from 22 to 6.5 MiB and its
-/// CPU per message by a sixth (bench/cdp), and large messages still arrive
-/// whole (the buffer only sizes each read).
-const READ_BUFFER: usize = 16 * 1024;
-
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE))
-}
+/// Largest handshake answer head read from Chrome, and largest refusal body.
+const MAX_ANSWER: usize = 64 * 1024;
 
 fn header_is(req: &Request<Incoming>, name: header::HeaderName, want: &str) -> bool {
     req.headers()
@@ -100,8 +89,8 @@ pub async fn upgrade(mut req: Request<Incoming>, ctx: &Context, slot: Arc<Slot>)
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let upstream = match connect_upstream(ctx, &upstream_path).await {
-        Ok(ws) => ws,
+    let (upstream, upstream_early) = match connect_upstream(ctx, &upstream_path).await {
+        Ok(up) => up,
         Err(resp) => return resp,
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -119,14 +108,31 @@ pub async fn upgrade(mut req: Request<Incoming>, ctx: &Context, slot: Arc<Slot>)
                 return;
             }
         };
-        let client = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(ws_config()),
-        )
-        .await;
         tracing::info!(path = %upstream_path, "websocket open");
-        let why = relay(client, upstream, ping_every, &mut shutdown).await;
+        // hyper's upgraded connection is the client's TcpStream with what
+        // hyper read past the request: relay on the socket itself.
+        let why = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                Relay::new(
+                    parts.io.into_inner(),
+                    parts.read_buf,
+                    upstream,
+                    upstream_early,
+                )
+                .run(ping_every, &mut shutdown)
+                .await
+            }
+            Err(upgraded) => {
+                Relay::new(
+                    TokioIo::new(upgraded),
+                    Bytes::new(),
+                    upstream,
+                    upstream_early,
+                )
+                .run(ping_every, &mut shutdown)
+                .await
+            }
+        };
         tracing::info!(path = %upstream_path, "websocket closed: {why}");
     });
     let mut resp = Response::new(Body::default());
@@ -142,8 +148,6 @@ pub async fn upgrade(mut req: Request<Incoming>, ctx: &Context, slot: Arc<Slot>)
     resp
 }
 
-type Upstream = WebSocketStream<tokio::net::TcpStream>;
-
 /// Counts a relay as running until dropped.
 struct Relaying(tokio::sync::watch::Sender<usize>);
 
@@ -153,158 +157,97 @@ impl Drop for Relaying {
     }
 }
 
-async fn connect_upstream(ctx: &Context, path: &str) -> Result<Upstream, Response<Body>> {
-    let stream = ctx
+/// Opens a WebSocket to Chromium on a fresh connection: the socket, past
+/// the handshake, and any bytes Chrome sent right after its answer.
+///
+/// The handshake is done here rather than by a WebSocket library because
+/// the relay works on the socket itself: nothing may stay behind in a
+/// library's buffer. No Origin header (Chrome would check it against
+/// --remote-allow-origins) and no compression offered: Chrome's frames pass
+/// as they are.
+async fn connect_upstream(ctx: &Context, path: &str) -> Result<(TcpStream, Bytes), Response<Body>> {
+    let mut stream = ctx
         .upstream
         .connect()
         .await
         .map_err(|e| upstream_error(&e))?;
-    let url = format!("ws://{}{}", ctx.upstream.authority, path);
-    // No Origin header (Chrome would check it against --remote-allow-origins)
-    // and no compression offered: Chrome's one-frame messages pass as they are.
-    let handshake = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()));
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(tungstenite::Error::Http(resp))) => {
-            let status =
-                StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let detail = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).trim().to_string())
-                .unwrap_or_default();
-            Err(error(
-                status,
-                "chromium refused the WebSocket",
-                format!("{path}: {detail}"),
-            ))
-        }
-        Ok(Err(e)) => Err(error(
+    let key = generate_key();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n",
+        ctx.upstream.authority
+    );
+    let failed = |detail: String| {
+        error(
             StatusCode::BAD_GATEWAY,
             "chromium WebSocket handshake failed",
-            e.to_string(),
-        )),
-        Err(_) => Err(error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "chromium WebSocket handshake timed out",
-            path.to_string(),
-        )),
-    }
-}
-
-fn close(code: CloseCode, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.to_string().into(),
-    }))
-}
-
-/// Sends with a bound: a peer that stops reading cannot hold the relay.
-async fn send<S>(sink: &mut S, msg: Message) -> Result<(), String>
-where
-    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
-{
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("peer not reading".into()),
-    }
-}
-
-/// Relays until one side closes or fails; returns why it ended.
-async fn relay<C>(
-    mut client: WebSocketStream<C>,
-    mut upstream: Upstream,
-    ping_every: Duration,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> String
-where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    loop {
-        tokio::select! {
-            msg = client.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    if let Err(e) = send(&mut upstream, Message::Text(t)).await {
-                        let _ = send(&mut client, close(CloseCode::Error, "chromium went away")).await;
-                        return format!("upstream send failed: {e}");
-                    }
-                }
-                // Chrome drops connections that send binary frames: pass
-                // UTF-8 on as text, refuse the rest.
-                Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                    Ok(t) => {
-                        if let Err(e) = send(&mut upstream, Message::text(t)).await {
-                            let _ = send(&mut client, close(CloseCode::Error, "chromium went away")).await;
-                            return format!("upstream send failed: {e}");
-                        }
-                    }
-                    Err(_) => {
-                        let _ = send(&mut client, close(CloseCode::Unsupported, "CDP messages are UTF-8 text")).await;
-                        let _ = send(&mut upstream, close(CloseCode::Normal, "client sent binary data")).await;
-                        return "client sent non-UTF-8 binary".into();
-                    }
-                },
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = send(&mut upstream, Message::Close(frame.clone())).await;
-                    // Complete the client's closing handshake: tungstenite
-                    // queued the echo, and dropping the socket unflushed would
-                    // make the client see 1006 instead of its own code.
-                    let finish = async {
-                        // SinkExt::close flushes the echo tungstenite queued;
-                        // the inherent `close` would try to send a second one.
-                        let _ = SinkExt::close(&mut client).await;
-                        // A FIN after the echo, so the client reads it before EOF.
-                        let _ = tokio::io::AsyncWriteExt::shutdown(client.get_mut()).await;
-                    };
-                    let _ = tokio::time::timeout(SEND_TIMEOUT, finish).await;
-                    return format!("client closed ({})", frame.map(|f| u16::from(f.code)).unwrap_or(1005));
-                }
-                // Pings are answered by tungstenite itself; pongs need nothing.
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let _ = send(&mut upstream, close(CloseCode::Away, "client went away")).await;
-                    return format!("client error: {e}");
-                }
-                None => {
-                    let _ = send(&mut upstream, close(CloseCode::Away, "client went away")).await;
-                    return "client disconnected".into();
-                }
-            },
-            msg = upstream.next() => match msg {
-                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    if let Err(e) = send(&mut client, m).await {
-                        let _ = send(&mut upstream, close(CloseCode::Away, "client went away")).await;
-                        return format!("client send failed: {e}");
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = send(&mut client, Message::Close(frame.clone())).await;
-                    let _ = tokio::time::timeout(SEND_TIMEOUT, SinkExt::close(&mut upstream)).await;
-                    return format!("chromium closed ({})", frame.map(|f| u16::from(f.code)).unwrap_or(1005));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let _ = send(&mut client, close(CloseCode::Error, "chromium went away")).await;
-                    return format!("chromium error: {e}");
-                }
-                None => {
-                    let _ = send(&mut client, close(CloseCode::Error, "chromium went away")).await;
-                    return "chromium disconnected".into();
-                }
-            },
-            _ = ping.tick() => {
-                if let Err(e) = send(&mut client, Message::Ping(Default::default())).await {
-                    let _ = send(&mut upstream, close(CloseCode::Away, "client went away")).await;
-                    return format!("ping failed: {e}");
-                }
+            detail,
+        )
+    };
+    let exchange = async {
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = BytesMut::with_capacity(1024);
+        let head_len = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
             }
-            _ = shutdown.changed() => {
-                let _ = send(&mut client, close(CloseCode::Away, "corral-cdp is shutting down")).await;
-                let _ = send(&mut upstream, close(CloseCode::Away, "corral-cdp is shutting down")).await;
-                return "bridge shutting down".into();
+            if buf.len() > MAX_ANSWER || stream.read_buf(&mut buf).await? == 0 {
+                return Ok::<_, std::io::Error>((buf, None));
             }
+        };
+        Ok((buf, Some(head_len)))
+    };
+    let (mut buf, head_len) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
+        Ok(Ok((buf, Some(n)))) => (buf, n),
+        Ok(Ok(_)) => return Err(failed("no complete HTTP answer".into())),
+        Ok(Err(e)) => return Err(failed(e.to_string())),
+        Err(_) => {
+            return Err(error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "chromium WebSocket handshake timed out",
+                path.to_string(),
+            ))
         }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut answer = httparse::Response::new(&mut headers);
+    if !matches!(
+        answer.parse(&buf[..head_len]),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return Err(failed("not an HTTP answer".into()));
     }
+    let status = answer.code.unwrap_or(0);
+    let header = |name: &str| {
+        answer
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+    };
+    if status == 101 {
+        if header("sec-websocket-accept").as_deref()
+            != Some(derive_accept_key(key.as_bytes()).as_str())
+        {
+            return Err(failed("wrong Sec-WebSocket-Accept".into()));
+        }
+        if header("sec-websocket-extensions").is_some() {
+            return Err(failed(
+                "Chrome agreed to an extension that was not offered".into(),
+            ));
+        }
+        return Ok((stream, buf.split_off(head_len).freeze()));
+    }
+    // A refusal (an unknown target, say): pass Chrome's status and words on.
+    let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
+    let want = head_len + length.unwrap_or(MAX_ANSWER).min(MAX_ANSWER);
+    let rest =
+        async { while buf.len() < want && stream.read_buf(&mut buf).await.unwrap_or(0) > 0 {} };
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, rest).await;
+    let body = &buf[head_len..buf.len().min(want)];
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Err(error(
+        status,
+        "chromium refused the WebSocket",
+        format!("{path}: {}", String::from_utf8_lossy(body).trim()),
+    ))
 }
