@@ -359,6 +359,45 @@ async function firstByte(conns, n) {
   return { direct: side(out.direct), bridge: side(out.bridge), pairedMs };
 }
 
+// One GET /json/version on a fresh connection (the bridge answers
+// Connection: close), µs from connect to the end of the answer.
+function getOnce(hostPort, headers) {
+  const [host, port] = hostPort.split(":");
+  return new Promise((resolve, reject) => {
+    const t0 = now();
+    const sock = net.connect({ host, port: Number(port), noDelay: true }, () => {
+      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+      sock.write(`GET /json/version HTTP/1.1\r\nHost: ${hostPort}\r\n${extra}\r\n`);
+    });
+    let head = "";
+    sock.on("data", (d) => (head += d.toString("latin1")));
+    sock.on("end", () => {
+      const status = Number(head.split(" ")[1]);
+      if (status !== 200) return reject(new Error(`${hostPort}: HTTP ${status}`));
+      resolve(usSince(t0, now()));
+    });
+    sock.on("error", reject);
+  });
+}
+
+// The request policy's cost end to end: the same request to the bridge
+// without a token and to the one with a token, alternating A B B A.
+async function policyCost(plain, guarded, token, n) {
+  const auth = { Authorization: `Bearer ${token}` };
+  for (let i = 0; i < 200; i++) {
+    await getOnce(plain, {});
+    await getOnce(guarded, auth);
+  }
+  const out = { plain: [], guarded: [] };
+  for (let i = 0; i < n; i++) {
+    for (const side of i % 2 === 0 ? ["plain", "guarded"] : ["guarded", "plain"]) {
+      out[side].push(await getOnce(side === "plain" ? plain : guarded, side === "plain" ? {} : auth));
+    }
+  }
+  const paired = out.guarded.map((g, i) => g - out.plain[i]).sort((a, b) => a - b);
+  return { plain: summary(out.plain), guarded: summary(out.guarded), pairedUs: pct(paired, 50) };
+}
+
 // `clients` connections to `url`, each `messages` Runtime.evaluate `ID+1` with ids
 // 1, 2, …, at most `window` in flight; checks every answer's id and value.
 async function concurrent(url, clients, messages, window, pid) {
@@ -579,6 +618,17 @@ function render(r, args) {
     [`${fmtInt(T.k)} idle TCP connections opened (no request sent; \`--max-connections ${args["max-connections"]}\`): most held at once, RSS then / per connection above idle`, "",
       `${fmtInt(T.held)} held: ${mib(T.heldKiB)} / ${((T.heldKiB - r.idleAfter.rssKiB) / T.held).toFixed(1)} KiB (opened in ${(T.openedMs / 1000).toFixed(1)} s; ${fmtInt(T.closedWhileOpening)} closed meanwhile by the 10 s header timeout)`, ""],
   ];
+  if (r.policy) {
+    const P = r.policy;
+    const added = P.guarded.p50 - P.plain.p50;
+    rows.push([`the request policy: GET /json/version on a fresh connection, ${fmtInt(P.plain.n)} per bridge alternating; p50 with a token (credential checked in constant time) / without (Origin and Host checks only)`,
+      "policy adds < 5 µs at p50",
+      `${us(P.guarded.p50)} / ${us(P.plain.p50)}: ${sign(added)} µs (medians), ${sign(P.pairedUs)} µs (median of paired differences, the figure the goal is checked on: drift does not move it) ${ok(P.pairedUs < 5)}`, ""]);
+  }
+  if (r.policyMicro) {
+    rows.push(["… the policy alone per request (crates/serve/examples/policy_cost.rs, best of 5 × 1,000,000 calls)", "",
+      r.policyMicro.trim().split("\n").join("; "), ""]);
+  }
   const table = ["| measure | goal | bridge (corral-cdp) | direct (Chromium's port) |", "|---|---|---|---|",
     ...rows.map((x) => `| ${x.join(" | ")} |`)];
   const date = new Date().toISOString().replace(/T(\d\d:\d\d).*/, " $1 UTC");
@@ -745,6 +795,10 @@ async function main() {
       firsts: { type: "string", default: "15" },
       "idle-connections": { type: "string", default: "10000" },
       "max-connections": { type: "string", default: "2048" },
+      guarded: { type: "string" },
+      "guarded-token": { type: "string" },
+      "policy-micro": { type: "string", default: "" },
+      policies: { type: "string", default: "2000" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -754,7 +808,7 @@ async function main() {
   [--window 16] [--rounds 2] [--out docs/benchmarks.md] [--command TEXT]   (normally run by bench/cdp/run)\n`);
     process.exit(args.help ? 0 : 2);
   }
-  for (const k of ["n", "block", "warmup", "shots", "clients", "messages", "window", "rounds", "idle-relays", "idle-connections", "firsts"]) {
+  for (const k of ["n", "block", "warmup", "shots", "clients", "messages", "window", "rounds", "idle-relays", "idle-connections", "firsts", "policies"]) {
     args[k] = Number(args[k]);
     if (!Number.isInteger(args[k]) || args[k] < 1) throw new Error(`--${k}: a positive integer`);
   }
@@ -808,6 +862,13 @@ async function main() {
   log(`first byte: a 33 MB answer kept in the page, ${args.firsts} per path`);
   r.firstByte = await firstByte(conns, args.firsts);
   log(`  first byte median: direct ${r.firstByte.direct.ttfbMs.toFixed(2)} ms, bridge ${r.firstByte.bridge.ttfbMs.toFixed(2)} ms`);
+
+  if (args.guarded) {
+    log(`policy: ${args.policies} × GET /json/version per bridge (no token / token), alternating`);
+    r.policy = await policyCost(args.bridge, args.guarded, args["guarded-token"], args.policies);
+    log(`  p50 no token ${us(r.policy.plain.p50)}, token ${us(r.policy.guarded.p50)}, paired median ${us(r.policy.pairedUs)}`);
+  }
+  r.policyMicro = args["policy-micro"];
 
   await Promise.all([conns.direct.close(), conns.bridge.close()]);
   await waitFor("the bridge back to its idle fd count", () => fdCount(pid) <= r.idleBefore.fds, 10_000);
