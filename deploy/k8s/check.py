@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""deploy/k8s/check.py: the Kubernetes manifests are valid and agree with supervisor.toml.
+"""deploy/k8s/check.py: the Kubernetes manifests (deploy/k8s, deploy/k8s-fleet) are valid and agree with supervisor.toml.
 
 Run by `scripts/test k8s` with the validator pinned in deploy/k8s/requirements.txt:
 
@@ -18,6 +18,14 @@ Run by `scripts/test k8s` with the validator pinned in deploy/k8s/requirements.t
    shutdown_timeout, the ports are the ones supervisor.toml listens on (and
    corral-api's is not exposed), the Secret has every key referenced, the
    NetworkPolicy covers the ports it should and 9222 only for CDP clients.
+4. Renders and validates deploy/k8s-fleet (the StatefulSet overlay) too, and
+   checks it: a headless Service that the set names, a ReadWriteOnce claim
+   per replica at DATA_DIR, the pod template equal to the Deployment's but for
+   the replica's names and its claim, CORRAL_ALLOW_HOSTS naming replica K's
+   own DNS name, a PodDisruptionBudget that selects the replicas.
+
+`--render DIR [--tokens-env FILE]` only prints DIR rendered, one JSON
+document per line (tests/kube plays that with `podman kube play`).
 
 Exit 0 when everything holds; 1 with every problem listed otherwise.
 """
