@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""deploy/k8s/check.py: the Kubernetes manifests are valid and agree with supervisor.toml.
+"""deploy/k8s/check.py: the Kubernetes manifests (deploy/k8s, deploy/k8s-fleet) are valid and agree with supervisor.toml.
 
 Run by `scripts/test k8s` with the validator pinned in deploy/k8s/requirements.txt:
 
@@ -18,6 +18,14 @@ Run by `scripts/test k8s` with the validator pinned in deploy/k8s/requirements.t
    shutdown_timeout, the ports are the ones supervisor.toml listens on (and
    corral-api's is not exposed), the Secret has every key referenced, the
    NetworkPolicy covers the ports it should and 9222 only for CDP clients.
+4. Renders and validates deploy/k8s-fleet (the StatefulSet overlay) too, and
+   checks it: a headless Service that the set names, a ReadWriteOnce claim
+   per replica at DATA_DIR, the pod template equal to the Deployment's but for
+   the replica's names and its claim, CORRAL_ALLOW_HOSTS naming replica K's
+   own DNS name, a PodDisruptionBudget that selects the replicas.
+
+`--render DIR [--tokens-env FILE]` only prints DIR rendered, one JSON
+document per line (tests/kube plays that with `podman kube play`).
 
 Exit 0 when everything holds; 1 with every problem listed otherwise.
 """
@@ -25,6 +33,7 @@ Exit 0 when everything holds; 1 with every problem listed otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -76,15 +85,17 @@ def load_docs(text: str) -> list[dict]:
 
 
 def render_builtin(kdir: Path) -> list[dict]:
-    """The subset of kustomize this directory uses: resources, images,
-    secretGenerator with envs (name suffix left out), namespace."""
+    """The subset of kustomize these directories use: resources (files, or
+    directories holding a kustomization), images, secretGenerator with envs
+    (name suffix left out), patches that delete a resource, namespace."""
     k = yaml.safe_load((kdir / "kustomization.yaml").read_text())
-    allowed = {"apiVersion", "kind", "resources", "images", "secretGenerator", "namespace"}
+    allowed = {"apiVersion", "kind", "resources", "images", "secretGenerator", "namespace", "patches"}
     for key in set(k) - allowed:
-        problem(f"kustomization.yaml: {key!r} is not understood by check.py's built-in renderer")
+        problem(f"{kdir.name}/kustomization.yaml: {key!r} is not understood by check.py's built-in renderer")
     docs: list[dict] = []
     for res in k.get("resources", []):
-        docs += load_docs((kdir / res).read_text())
+        path = kdir / res
+        docs += render_builtin(path) if path.is_dir() else load_docs(path.read_text())
     for gen in k.get("secretGenerator", []):
         data: dict[str, str] = {}
         for env_file in gen.get("envs", []):
@@ -95,6 +106,12 @@ def render_builtin(kdir: Path) -> list[dict]:
                     data[key] = value
         docs.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                      "metadata": {"name": gen["name"]}, "stringData": data})
+    for patch in k.get("patches", []):
+        p = yaml.safe_load(patch.get("patch", "")) or {}
+        if p.get("$patch") != "delete":
+            problem(f"{kdir.name}/kustomization.yaml: only `$patch: delete` patches are understood by check.py")
+            continue
+        docs = [d for d in docs if (d["kind"], d["metadata"]["name"]) != (p["kind"], p["metadata"]["name"])]
     for img in k.get("images", []):
         for d in docs:
             for c in pod_spec(d).get("containers", []) if pod_spec(d) else []:
@@ -182,7 +199,7 @@ def port_of(addr: str) -> int:
 
 
 def pod_spec(doc: dict) -> dict | None:
-    if doc.get("kind") == "Deployment":
+    if doc.get("kind") in ("Deployment", "StatefulSet"):
         return doc["spec"]["template"]["spec"]
     return None
 
@@ -363,31 +380,166 @@ def check(docs: list[dict], kdir: Path) -> None:
         problem(f"NetworkPolicy allows ports {sorted(allowed)}, expected {sorted(listeners.values())}")
 
 
+# -------------------------------------------------------------- the fleet
+
+FLEET = ROOT / "deploy" / "k8s-fleet"
+# What a replica's pod template may differ from the Deployment's in: its own
+# DNS names (and the variables they are built from), and the data volume,
+# which a volumeClaimTemplate provides.
+FLEET_ENV = {"POD_NAME", "POD_NAMESPACE", "CORRAL_ALLOW_HOSTS"}
+HOST_NAME = re.compile(r"^[a-z0-9._-]{1,253}$")
+
+
+def expand_k8s(value: str, env: dict[str, str]) -> str:
+    """$(VAR) as the kubelet expands it: only variables defined earlier."""
+    def sub(m: re.Match) -> str:
+        if m.group(1) not in env:
+            problem(f"StatefulSet env: $({m.group(1)}) is not defined before it is used")
+            return m.group(0)
+        return env[m.group(1)]
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", sub, value)
+
+
+def check_fleet(docs: list[dict], base: list[dict]) -> None:
+    kinds = sorted(d["kind"] for d in docs)
+    expected = sorted(["NetworkPolicy", "PodDisruptionBudget", "Secret", "Service", "StatefulSet"])
+    if kinds != expected:
+        problem(f"k8s-fleet: rendered kinds {kinds}, expected {expected}")
+        return
+    sts, svc, pdb = one(docs, "StatefulSet"), one(docs, "Service"), one(docs, "PodDisruptionBudget")
+    netpol, secret = one(docs, "NetworkPolicy"), one(docs, "Secret")
+    dep = next((d for d in base if d["kind"] == "Deployment"), None)
+    if not (sts and svc and pdb and netpol and secret and dep):
+        return
+    spec, pod = sts["spec"], sts["spec"]["template"]["spec"]
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    name = sts["metadata"]["name"]
+
+    # Stable DNS names: a headless Service that the set names and that selects its pods.
+    if svc["spec"].get("clusterIP") != "None":
+        problem("k8s-fleet Service: clusterIP must be None (headless: one DNS name per replica)")
+    if spec.get("serviceName") != svc["metadata"]["name"]:
+        problem(f"StatefulSet serviceName {spec.get('serviceName')!r} is not the headless Service {svc['metadata']['name']!r}")
+    if not matches(svc["spec"]["selector"], labels) or not matches(spec["selector"]["matchLabels"], labels):
+        problem("k8s-fleet: the Service or the set's selector does not match the pod labels")
+    if not matches(netpol["spec"]["podSelector"].get("matchLabels", {}), labels):
+        problem("k8s-fleet: the NetworkPolicy does not select the replicas")
+    if not matches(pdb["spec"]["selector"].get("matchLabels", {}), labels):
+        problem("k8s-fleet: the PodDisruptionBudget does not select the replicas")
+    if "maxUnavailable" not in pdb["spec"] and "minAvailable" not in pdb["spec"]:
+        problem("k8s-fleet: the PodDisruptionBudget sets neither maxUnavailable nor minAvailable")
+    if not isinstance(spec.get("replicas"), int) or spec["replicas"] < 2:
+        problem("StatefulSet: replicas should be 2 or more (one browser is the Deployment's job)")
+
+    # Each replica its own claim, at DATA_DIR; no shared one.
+    claims = {t["metadata"]["name"]: t for t in spec.get("volumeClaimTemplates", [])}
+    c = pod["containers"][0]
+    env_list = c.get("env", [])
+    data_dir = next((e.get("value") for e in env_list if e["name"] == "DATA_DIR"), "/data")
+    mount = next((m["name"] for m in c.get("volumeMounts", []) if m["mountPath"] == data_dir), None)
+    if mount not in claims:
+        problem(f"StatefulSet: {data_dir} must be mounted from a volumeClaimTemplate (found {mount!r})")
+    elif claims[mount]["spec"].get("accessModes") != ["ReadWriteOnce"]:
+        problem("StatefulSet: the claim template must be ReadWriteOnce (one Chromium per profile)")
+    if any("persistentVolumeClaim" in v for v in pod.get("volumes", [])):
+        problem("StatefulSet: a persistentVolumeClaim volume would be shared by every replica")
+
+    # The pod template is the Deployment's, but for FLEET_ENV and the data volume.
+    def comparable(p: dict) -> dict:
+        p = yaml.safe_load(yaml.safe_dump(p))
+        for ctr in p["containers"]:
+            ctr["env"] = [e for e in ctr.get("env", []) if e["name"] not in FLEET_ENV]
+        p["volumes"] = [v for v in p.get("volumes", []) if "persistentVolumeClaim" not in v]
+        return p
+    base_pod = dep["spec"]["template"]
+    if comparable(pod) != comparable(base_pod["spec"]) or sts["spec"]["template"]["metadata"] != base_pod["metadata"]:
+        problem("StatefulSet: its pod template drifted from deploy/k8s/deployment.yaml's "
+                f"(only {sorted(FLEET_ENV)} and the data volume may differ)")
+
+    # CORRAL_ALLOW_HOSTS names replica K's own DNS names, whatever K and the namespace.
+    for ordinal, ns in ((0, "default"), (7, "browsers")):
+        pod_name = f"{name}-{ordinal}"
+        env: dict[str, str] = {}
+        for e in env_list:
+            ref = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            if ref == "metadata.name":
+                env[e["name"]] = pod_name
+            elif ref == "metadata.namespace":
+                env[e["name"]] = ns
+            elif "value" in e:
+                env[e["name"]] = expand_k8s(str(e["value"]), env)
+        hosts = [h.strip() for h in env.get("CORRAL_ALLOW_HOSTS", "").split(",") if h.strip()]
+        want = f"{pod_name}.{svc['metadata']['name']}.{ns}.svc.cluster.local"
+        if want not in hosts:
+            problem(f"StatefulSet: CORRAL_ALLOW_HOSTS of {pod_name} in {ns} is {hosts}, without {want}")
+        for h in hosts:
+            if not HOST_NAME.match(h):
+                problem(f"StatefulSet: CORRAL_ALLOW_HOSTS entry {h!r} is not a host name corral accepts")
+
+    # Secret keys referenced exist.
+    keys = set(secret.get("data", {})) | set(secret.get("stringData", {}))
+    for e in env_list:
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref and (ref["name"] != secret["metadata"]["name"] or ref["key"] not in keys):
+            problem(f"StatefulSet env {e['name']}: no key {ref['key']!r} in Secret {ref['name']!r}")
+
+
+def render_json(kdir: Path, tokens: Path | None) -> int:
+    """Prints the kustomization at KDIR rendered, as one JSON document per
+    line (JSON is YAML: podman kube play reads it): for tests/kube."""
+    with tempfile.TemporaryDirectory(prefix="corral-k8s.") as tmp:
+        deploy = Path(tmp) / "deploy"
+        for d in (HERE, FLEET):
+            shutil.copytree(d, deploy / d.name, ignore=shutil.ignore_patterns("tokens.env", "__pycache__"))
+        shutil.copy(tokens or HERE / "tokens.env.example", deploy / "k8s" / "tokens.env")
+        _, docs = render(deploy / kdir.resolve().name)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    for d in docs:
+        print(json.dumps(d))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kubernetes-version", action="append", dest="versions")
+    ap.add_argument("--render", type=Path, metavar="DIR",
+                    help="only print DIR (deploy/k8s or deploy/k8s-fleet) rendered, as JSON lines")
+    ap.add_argument("--tokens-env", type=Path, metavar="FILE",
+                    help="with --render: the tokens.env to render with (default: the example)")
     args = ap.parse_args()
+    if args.render:
+        return render_json(args.render, args.tokens_env)
 
     with tempfile.TemporaryDirectory(prefix="corral-k8s.") as tmp:
-        kdir = Path(tmp) / "k8s"
-        shutil.copytree(HERE, kdir, ignore=shutil.ignore_patterns("tokens.env", "__pycache__"))
-        shutil.copy(HERE / "tokens.env.example", kdir / "tokens.env")
-        rendered_text, docs = render(kdir)
+        # Both kustomizations, side by side as in the repository (the fleet's
+        # base is ../k8s), with a tokens.env made from the example.
+        deploy = Path(tmp) / "deploy"
+        for d in (HERE, FLEET):
+            shutil.copytree(d, deploy / d.name, ignore=shutil.ignore_patterns("tokens.env", "__pycache__"))
+        shutil.copy(HERE / "tokens.env.example", deploy / "k8s" / "tokens.env")
+        rendered_text, docs = render(deploy / "k8s")
         rendered = Path(tmp) / "rendered.yaml"
         rendered.write_text(rendered_text)
+        fleet_text, fleet_docs = render(deploy / "k8s-fleet")
+        fleet_rendered = Path(tmp) / "rendered-fleet.yaml"
+        fleet_rendered.write_text(fleet_text)
 
-        manifests = sorted(p for p in HERE.glob("*.yaml") if p.name != "kustomization.yaml")
-        print(f"check.py: validating {', '.join(p.name for p in manifests)} and the rendered kustomization")
-        validate(manifests + [rendered], args.versions or DEFAULT_VERSIONS)
+        manifests = sorted(p for d in (HERE, FLEET) for p in d.glob("*.yaml") if p.name != "kustomization.yaml")
+        print(f"check.py: validating {', '.join(p.name for p in manifests)} and both rendered kustomizations")
+        validate(manifests + [rendered, fleet_rendered], args.versions or DEFAULT_VERSIONS)
         if docs:
-            check(docs, kdir)
+            check(docs, deploy / "k8s")
+        if fleet_docs:
+            check_fleet(fleet_docs, docs)
 
     if problems:
         for p in problems:
             print(f"check.py: {p}", file=sys.stderr)
         print(f"check.py: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print("check.py: manifests valid and consistent with supervisor.toml")
+    print("check.py: manifests valid and consistent with supervisor.toml (deploy/k8s and deploy/k8s-fleet)")
     return 0
 
 
