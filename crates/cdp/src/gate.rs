@@ -2,6 +2,13 @@
 //! that has not sent a request yet is closed to make room: a flood of idle
 //! sockets cannot lock real clients out. If every connection is busy (live
 //! WebSockets), the newcomer gets a plain 503 saying why.
+//!
+//! The gate also gives memory back after a burst: glibc keeps freed heap
+//! pages for reuse, so 64 busy clients (or 10,000 idle ones) would stay in
+//! the bridge's RSS for as long as any other connection lives. Whenever the
+//! open count falls to half the most open since the last trim, the bridge
+//! calls `malloc_trim`: O(log n) trims per burst, tied to connections
+//! closing, never to a timer.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +21,8 @@ struct Inner {
     /// Every open connection by accept order; `Some` while it is idle, with
     /// the means to close it.
     open: BTreeMap<u64, Option<oneshot::Sender<()>>>,
+    /// The most connections open at once since the last trim.
+    peak: usize,
 }
 
 pub struct Gate {
@@ -61,6 +70,7 @@ impl Gate {
         inner.next += 1;
         let (tx, rx) = oneshot::channel();
         inner.open.insert(id, Some(tx));
+        inner.peak = inner.peak.max(inner.open.len());
         Some((
             Slot {
                 gate: self.clone(),
@@ -72,6 +82,12 @@ impl Gate {
 
     pub fn open(&self) -> usize {
         self.lock().open.len()
+    }
+
+    /// The high-water mark the next trim is measured against.
+    #[cfg(test)]
+    fn peak(&self) -> usize {
+        self.lock().peak
     }
 }
 
@@ -86,7 +102,23 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.gate.lock().open.remove(&self.id);
+        let trim = {
+            let mut inner = self.gate.lock();
+            inner.open.remove(&self.id);
+            let open = inner.open.len();
+            let trim = inner.peak >= 2 && open <= inner.peak / 2;
+            if trim {
+                inner.peak = open;
+            }
+            trim
+        };
+        if trim {
+            // SAFETY: malloc_trim has no preconditions; it only returns
+            // free heap pages to the kernel.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
     }
 }
 
@@ -109,5 +141,18 @@ mod tests {
         assert_eq!(gate.open(), 2);
         drop(b);
         assert!(gate.admit().is_some());
+    }
+
+    #[test]
+    fn memory_is_trimmed_each_time_the_open_count_halves() {
+        let gate = Gate::new(100);
+        let mut slots: Vec<_> = (0..64).map(|_| gate.admit().unwrap().0).collect();
+        assert_eq!(gate.peak(), 64);
+        slots.truncate(33);
+        assert_eq!(gate.peak(), 64, "not yet half");
+        slots.pop();
+        assert_eq!(gate.peak(), 32, "trimmed at 32, the new mark");
+        slots.truncate(2);
+        assert_eq!(gate.peak(), 2, "and again on the way down");
     }
 }
