@@ -26,7 +26,7 @@ impl ExitStatus {
     pub fn as_exit_code(self) -> i32 {
         match self {
             ExitStatus::Code(c) => c,
-            ExitStatus::Signal(s) => 128 + s,
+            ExitStatus::Signal(s) => corral_boot::exit::signaled(s),
         }
     }
 }
@@ -35,10 +35,9 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ExitStatus::Code(c) => write!(f, "exit status {c}"),
-            ExitStatus::Signal(s) => match nix::sys::signal::Signal::try_from(s) {
-                Ok(sig) => write!(f, "killed by {}", sig.as_str()),
-                Err(_) => write!(f, "killed by signal {s}"),
-            },
+            ExitStatus::Signal(s) => {
+                write!(f, "killed by {}", corral_boot::signal::name(s))
+            }
         }
     }
 }
