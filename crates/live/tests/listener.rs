@@ -1,0 +1,28 @@
+//! corral-live's listener, run as the real binary: out of file descriptors
+//! it waits (no busy loop) and answers again once connections close.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use corral_testkit::free_port;
+use corral_testkit::listener::{assert_idle_when_out_of_fds, Running};
+
+#[test]
+fn out_of_descriptors_it_waits_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vnc.html"), "<html></html>").unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "live-listener-test-token-0123456789").unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral-live"));
+    cmd.args(["--listen", &addr.to_string(), "--upstream", "127.0.0.1:9"])
+        .arg("--web")
+        .arg(dir.path())
+        .arg("--token-file")
+        .arg(&token)
+        .env("CORRAL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let live = Running::start(cmd, addr, "/");
+    assert_idle_when_out_of_fds(live.pid(), addr, "/");
+}

@@ -1,0 +1,72 @@
+//! corral-snapshot's listener, run as the real binary: out of file
+//! descriptors it waits (no busy loop) and answers again; on SIGTERM a
+//! request in flight (a `?fresh=1` harvest) still gets its answer.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corral_testkit::free_port;
+use corral_testkit::listener::{assert_idle_when_out_of_fds, send_in_background, Running};
+
+const TOKEN: &str = "snapshot-listener-test-token-0123456789";
+
+/// corral-snapshot serving on `addr` with `cdp` as its DevTools address and
+/// a `--fresh-timeout` of `fresh`.
+fn start(dir: &std::path::Path, addr: SocketAddr, cdp: SocketAddr, fresh: &str) -> Running {
+    let token = dir.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral-snapshot"));
+    cmd.arg("serve")
+        .args(["--listen", &addr.to_string()])
+        .args(["--cdp", &format!("http://{cdp}")])
+        .arg("--out")
+        .arg(dir.join("state.json"))
+        .args(["--interval", "1h", "--fresh-timeout", fresh])
+        .arg("--token-file")
+        .arg(&token)
+        .env("CORRAL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    Running::start(cmd, addr, "/healthz")
+}
+
+#[test]
+fn out_of_descriptors_it_waits_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let nothing = SocketAddr::from(([127, 0, 0, 1], 9));
+    let snap = start(dir.path(), addr, nothing, "5s");
+    assert_idle_when_out_of_fds(snap.pid(), addr, "/healthz");
+}
+
+#[test]
+fn a_request_in_flight_at_sigterm_gets_its_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    // A DevTools port that accepts and never answers: the fresh harvest
+    // waits its whole --fresh-timeout, then answers 504.
+    let devtools = TcpListener::bind("127.0.0.1:0").unwrap();
+    let cdp = devtools.local_addr().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut snap = start(dir.path(), addr, cdp, "2s");
+    let started = Instant::now();
+    let answer = send_in_background(
+        addr,
+        format!(
+            "GET /api/snapshot?fresh=1 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    // The harvest has begun once Chromium's port has its connection.
+    let (_held, _) = devtools.accept().unwrap();
+    snap.term();
+    let answer = answer
+        .join()
+        .unwrap()
+        .expect("an answer, not a dropped connection");
+    assert!(
+        answer.starts_with("HTTP/1.1 504"),
+        "the harvest's own answer: {answer}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(snap.wait_exit(Duration::from_secs(10)), Some(0));
+}
