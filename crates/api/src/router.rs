@@ -86,7 +86,8 @@ enum Found<'p> {
     Route(Endpoint, Option<&'p str>),
     /// The path exists with these other methods.
     WrongMethod(Vec<&'static Method>),
-    NotFound,
+    /// No such path.
+    Nothing,
 }
 
 /// `path` against a pattern: `Some(captured segment)` on a match.
@@ -115,7 +116,7 @@ fn find<'p>(method: &Method, path: &'p str) -> Found<'p> {
         }
     }
     if allow.is_empty() {
-        Found::NotFound
+        Found::Nothing
     } else {
         Found::WrongMethod(allow)
     }
@@ -154,7 +155,7 @@ pub async fn route(req: Req, state: &AppState) -> Resp {
             }
             r
         }
-        Found::NotFound => {
+        Found::Nothing => {
             ApiError::not_found(format!("no endpoint {path}; see /spec.yaml")).into_response()
         }
     }
@@ -227,10 +228,10 @@ mod tests {
             Found::WrongMethod(vec![&Method::POST])
         );
         // No longer "any /fs/<x> is a known path": an unknown one is 404.
-        assert_eq!(find(&Method::GET, "/fs/nope"), Found::NotFound);
-        assert_eq!(find(&Method::GET, "/process//status"), Found::NotFound);
-        assert_eq!(find(&Method::GET, "/healthz/"), Found::NotFound);
-        assert_eq!(find(&Method::POST, "/programs/x/reload"), Found::NotFound);
+        assert_eq!(find(&Method::GET, "/fs/nope"), Found::Nothing);
+        assert_eq!(find(&Method::GET, "/process//status"), Found::Nothing);
+        assert_eq!(find(&Method::GET, "/healthz/"), Found::Nothing);
+        assert_eq!(find(&Method::POST, "/programs/x/reload"), Found::Nothing);
     }
 
     #[test]
