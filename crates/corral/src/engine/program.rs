@@ -117,17 +117,22 @@ impl Phase {
         matches!(self, Phase::Running { .. } | Phase::Done)
     }
 
-    /// The state name shown by `corralctl status` and in metrics.
-    pub fn name(&self) -> &'static str {
+    /// The state `corralctl status`, corral-api's `/programs` and
+    /// `/metrics` show (through the runtime's snapshot); its name is
+    /// `State::as_str`.
+    pub fn state(&self) -> corral_proto::State {
+        use corral_proto::State;
         match self {
-            Phase::Stopped => "STOPPED",
-            Phase::Backoff { .. } => "BACKOFF",
-            Phase::Spawning { .. } | Phase::PreStart { .. } | Phase::Starting { .. } => "STARTING",
-            Phase::Running { .. } => "RUNNING",
-            Phase::Stopping { .. } | Phase::Draining { .. } => "STOPPING",
-            Phase::Exited { .. } => "EXITED",
-            Phase::Done => "DONE",
-            Phase::Fatal { .. } => "FATAL",
+            Phase::Stopped => State::Stopped,
+            Phase::Backoff { .. } => State::Backoff,
+            Phase::Spawning { .. } | Phase::PreStart { .. } | Phase::Starting { .. } => {
+                State::Starting
+            }
+            Phase::Running { .. } => State::Running,
+            Phase::Stopping { .. } | Phase::Draining { .. } => State::Stopping,
+            Phase::Exited { .. } => State::Exited,
+            Phase::Done => State::Done,
+            Phase::Fatal { .. } => State::Fatal,
         }
     }
 }

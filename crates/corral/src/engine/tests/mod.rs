@@ -127,7 +127,7 @@ impl World {
     }
 
     fn phase(&self, name: &str) -> &'static str {
-        self.engine.program(name).unwrap().phase.name()
+        self.engine.program(name).unwrap().phase.state().as_str()
     }
 
     fn spawned(actions: &[Action]) -> Vec<String> {
