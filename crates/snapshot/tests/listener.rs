@@ -2,12 +2,13 @@
 //! descriptors it waits (no busy loop) and answers again; on SIGTERM a
 //! request in flight (a `?fresh=1` harvest) still gets its answer.
 
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use corral_testkit::free_port;
-use corral_testkit::listener::{assert_idle_when_out_of_fds, send_in_background, Running};
+use corral_testkit::listener::{assert_idle_when_out_of_fds, Running};
 
 const TOKEN: &str = "snapshot-listener-test-token-0123456789";
 
@@ -43,21 +44,35 @@ fn out_of_descriptors_it_waits_and_recovers() {
 #[test]
 fn a_request_in_flight_at_sigterm_gets_its_answer() {
     let dir = tempfile::tempdir().unwrap();
-    // A DevTools port that accepts and never answers: the fresh harvest
-    // waits its whole --fresh-timeout, then answers 504.
+    // A DevTools port that accepts and never answers.
     let devtools = TcpListener::bind("127.0.0.1:0").unwrap();
     let cdp = devtools.local_addr().unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut snap = start(dir.path(), addr, cdp, "2s");
-    let started = Instant::now();
-    let answer = send_in_background(
-        addr,
-        format!(
-            "GET /api/snapshot?fresh=1 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
-        ),
-    );
-    // The harvest has begun once Chromium's port has its connection.
+    // The periodic harvest starts at once and hangs on that port (10 s);
+    // a ?fresh=1 request joins it and answers 504 after --fresh-timeout.
     let (_held, _) = devtools.accept().unwrap();
+    // On one connection: /healthz answered shows it was accepted and is
+    // being served; the slow request follows on it at once.
+    let mut conn = TcpStream::connect(addr).unwrap();
+    write!(conn, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while !first.ends_with(b"ok\n") {
+        conn.read_exact(&mut byte).expect("the /healthz answer");
+        first.push(byte[0]);
+    }
+    let started = Instant::now();
+    write!(
+        conn,
+        "GET /api/snapshot?fresh=1 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let answer = std::thread::spawn(move || {
+        let mut out = String::new();
+        conn.read_to_string(&mut out).map(|_| out)
+    });
+    std::thread::sleep(Duration::from_millis(300));
     snap.term();
     let answer = answer
         .join()
