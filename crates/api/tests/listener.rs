@@ -3,23 +3,18 @@
 //! flight (a slow `/process/exec`) still gets its answer.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use corral_testkit::free_port;
 use corral_testkit::listener::{assert_idle_when_out_of_fds, send_in_background, Running};
 
 fn start(dir: &std::path::Path, addr: SocketAddr) -> Running {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral-api"));
-    cmd.args(["--listen", &addr.to_string()])
-        .arg("--fs-root")
-        .arg(dir)
-        .arg("--socket")
-        .arg(dir.join("no-corral.sock"))
-        .env("CORRAL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    Running::start(cmd, addr, "/healthz")
+    let args = [
+        format!("--listen={addr}"),
+        format!("--fs-root={}", dir.display()),
+        format!("--socket={}", dir.join("no-corral.sock").display()),
+    ];
+    Running::start(env!("CARGO_BIN_EXE_corral-api"), args, addr, "/healthz")
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! it waits (no busy loop) and answers again once connections close.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
 use corral_testkit::free_port;
 use corral_testkit::listener::{assert_idle_when_out_of_fds, Running};
@@ -10,12 +9,9 @@ use corral_testkit::listener::{assert_idle_when_out_of_fds, Running};
 #[test]
 fn out_of_descriptors_it_waits_and_recovers() {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral-cdp"));
+    let bin = env!("CARGO_BIN_EXE_corral-cdp");
     // Nothing upstream: /json/version answers 502, which is an answer.
-    cmd.args(["--listen", &addr.to_string(), "--upstream", "127.0.0.1:9"])
-        .env("CORRAL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let cdp = Running::start(cmd, addr, "/json/version");
+    let args = [format!("--listen={addr}"), "--upstream=127.0.0.1:9".into()];
+    let cdp = Running::start(bin, args, addr, "/json/version");
     assert_idle_when_out_of_fds(cdp.pid(), addr, "/json/version");
 }

@@ -2,7 +2,6 @@
 //! it waits (no busy loop) and answers again once connections close.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
 use corral_testkit::free_port;
 use corral_testkit::listener::{assert_idle_when_out_of_fds, Running};
@@ -14,15 +13,12 @@ fn out_of_descriptors_it_waits_and_recovers() {
     let token = dir.path().join("token");
     std::fs::write(&token, "live-listener-test-token-0123456789").unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral-live"));
-    cmd.args(["--listen", &addr.to_string(), "--upstream", "127.0.0.1:9"])
-        .arg("--web")
-        .arg(dir.path())
-        .arg("--token-file")
-        .arg(&token)
-        .env("CORRAL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let live = Running::start(cmd, addr, "/");
+    let args = [
+        format!("--listen={addr}"),
+        "--upstream=127.0.0.1:9".into(),
+        format!("--web={}", dir.path().display()),
+        format!("--token-file={}", token.display()),
+    ];
+    let live = Running::start(env!("CARGO_BIN_EXE_corral-live"), args, addr, "/");
     assert_idle_when_out_of_fds(live.pid(), addr, "/");
 }

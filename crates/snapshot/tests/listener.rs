@@ -4,7 +4,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use corral_testkit::free_port;
@@ -17,19 +16,17 @@ const TOKEN: &str = "snapshot-listener-test-token-0123456789";
 fn start(dir: &std::path::Path, addr: SocketAddr, cdp: SocketAddr, fresh: &str) -> Running {
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral-snapshot"));
-    cmd.arg("serve")
-        .args(["--listen", &addr.to_string()])
-        .args(["--cdp", &format!("http://{cdp}")])
-        .arg("--out")
-        .arg(dir.join("state.json"))
-        .args(["--interval", "1h", "--fresh-timeout", fresh])
-        .arg("--token-file")
-        .arg(&token)
-        .env("CORRAL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    Running::start(cmd, addr, "/healthz")
+    let args = [
+        "serve".into(),
+        format!("--listen={addr}"),
+        format!("--cdp=http://{cdp}"),
+        format!("--out={}", dir.join("state.json").display()),
+        "--interval=1h".into(),
+        format!("--fresh-timeout={fresh}"),
+        format!("--token-file={}", token.display()),
+    ];
+    let bin = env!("CARGO_BIN_EXE_corral-snapshot");
+    Running::start(bin, args, addr, "/healthz")
 }
 
 #[test]

@@ -124,11 +124,22 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `cmd` and waits until `GET path` on `addr` is answered.
-    pub fn start(mut cmd: std::process::Command, addr: SocketAddr, path: &str) -> Running {
-        let me = Running {
-            child: cmd.spawn().expect("spawn the binary under test"),
-        };
+    /// Starts `bin` with `args` (warnings only on stderr, no stdin or
+    /// stdout) and waits until `GET path` on `addr` is answered.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(
+        bin: &str,
+        args: impl IntoIterator<Item = S>,
+        addr: SocketAddr,
+        path: &str,
+    ) -> Running {
+        let child = std::process::Command::new(bin)
+            .args(args)
+            .env("CORRAL_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the binary under test");
+        let me = Running { child };
         let deadline = Instant::now() + Duration::from_secs(20);
         while http_status(addr, path).is_none() {
             assert!(Instant::now() < deadline, "{addr} never answered");
