@@ -1,6 +1,14 @@
 //! corral-api: the HTTP control API of a corral container — processes,
 //! files, logs, programs — secure by default. See `docs/api.md`; the
 //! contract is `api/openapi.yaml`, served at `/spec.yaml`.
+//!
+//! Modules: `router` is the one route table (and the request policy in
+//! front of it); [`http`] the request and answer helpers and the error
+//! shape; [`procs`] `/process/*` (exec, spawn, output streams, signals,
+//! users); [`fs`] `/fs/*` (confinement to `--fs-root`, reads, atomic writes,
+//! uploads, zip in and out); [`logs`] `/logs/stream`; [`programs`]
+//! `/programs` and `/chromium/restart` over corral's control socket through
+//! [`control`].
 
 pub mod control;
 pub mod fs;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use corral_api::{control::Client, fs::Fs, procs::Processes, AppState};
+use corral_boot::exit;
 use corral_serve::args::{Service, WithoutToken};
 use corral_serve::PolicyArgs;
 
@@ -73,7 +74,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             eprintln!("corral-api: {e}");
-            return ExitCode::from(corral_boot::USAGE);
+            return exit::code(exit::USAGE);
         }
     };
     let root = match &args.fs_root {
@@ -81,7 +82,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
             Ok(p) if p.is_dir() => p,
             _ => {
                 eprintln!("corral-api: --fs-root {} is not a directory", r.display());
-                return ExitCode::from(2);
+                return exit::code(exit::USAGE);
             }
         },
         None => PathBuf::from("/"),
@@ -90,7 +91,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             eprintln!("corral-api: cannot listen on {}: {e}", args.listen);
-            return ExitCode::FAILURE;
+            return exit::code(exit::FAILURE);
         }
     };
     tracing::info!(listen = %args.listen, auth = matches!(policy.auth, corral_serve::Auth::Token(_)), fs_root = %root.display(), "corral-api serving");
@@ -104,5 +105,5 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
     });
     corral_api::serve(listener, state, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-api stopped");
-    ExitCode::SUCCESS
+    exit::code(exit::SUCCESS)
 }

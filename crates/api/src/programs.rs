@@ -87,28 +87,8 @@ pub async fn restart_chromium(state: &AppState) -> Result<Resp, ApiError> {
 
 /// `Browser` from `/json/version`.
 async fn version(cdp: &str) -> Result<String, String> {
-    use http_body_util::BodyExt;
     let authority = cdp.trim_start_matches("http://").trim_end_matches('/');
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/json/version")
-        .header(hyper::header::HOST, authority)
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    // /json/version is a few hundred bytes: a larger answer is not Chromium.
-    let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    let v = corral_serve::devtools::json_version(authority).await?;
     v["Browser"]
         .as_str()
         .map(str::to_string)

@@ -1,5 +1,8 @@
-//! One table from method and path to handler, and the request policy
-//! (token, Origin, Host: `corral-serve`) in front of it. Every error leaves as `{"error": …, "detail": …}`.
+//! The one route table ([`ROUTES`]: method, path, endpoint) and the request
+//! policy (token, Origin, Host: `corral-serve`) in front of it. The table
+//! serves requests, answers 405 with `Allow` for a known path asked with
+//! another method, and is what the tests call. Every error leaves as
+//! `{"error": …, "detail": …}`.
 
 use corral_serve::Need;
 use hyper::header;
@@ -11,24 +14,162 @@ use crate::{fs, logs, procs, programs, AppState};
 /// The OpenAPI document, compiled in so it always matches this binary.
 pub const SPEC: &str = include_str!("../api/openapi.yaml");
 
+/// What a request is for, once its method and path are matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Spec,
+    Healthz,
+    ProcExec,
+    ProcSpawn,
+    ProcStatus,
+    ProcStream,
+    ProcStdin,
+    ProcKill,
+    FsReadFile,
+    FsWriteFile,
+    FsUpload,
+    FsUploadZip,
+    FsDownloadDirZip,
+    FsListFiles,
+    FsFileInfo,
+    FsCreateDirectory,
+    FsDeleteFile,
+    FsMove,
+    FsChmod,
+    LogsStream,
+    Programs,
+    ProgramStart,
+    ProgramStop,
+    ProgramRestart,
+    ChromiumRestart,
+}
+
+use Endpoint::*;
+
+/// Every endpoint: method, path (`{}` matches one segment, handed to the
+/// handler), what it is. Answers without the credential: [`PUBLIC`].
+static ROUTES: &[(Method, &str, Endpoint)] = &[
+    (Method::GET, "/spec.yaml", Spec),
+    (Method::GET, "/healthz", Healthz),
+    (Method::POST, "/process/exec", ProcExec),
+    (Method::POST, "/process/spawn", ProcSpawn),
+    (Method::GET, "/process/{}/status", ProcStatus),
+    (Method::GET, "/process/{}/stdout/stream", ProcStream),
+    (Method::POST, "/process/{}/stdin", ProcStdin),
+    (Method::POST, "/process/{}/kill", ProcKill),
+    (Method::GET, "/fs/read_file", FsReadFile),
+    (Method::PUT, "/fs/write_file", FsWriteFile),
+    (Method::POST, "/fs/upload", FsUpload),
+    (Method::POST, "/fs/upload_zip", FsUploadZip),
+    (Method::GET, "/fs/download_dir_zip", FsDownloadDirZip),
+    (Method::GET, "/fs/list_files", FsListFiles),
+    (Method::GET, "/fs/file_info", FsFileInfo),
+    (Method::PUT, "/fs/create_directory", FsCreateDirectory),
+    (Method::PUT, "/fs/delete_file", FsDeleteFile),
+    (Method::PUT, "/fs/move", FsMove),
+    (Method::PUT, "/fs/chmod", FsChmod),
+    (Method::GET, "/logs/stream", LogsStream),
+    (Method::GET, "/programs", Programs),
+    (Method::POST, "/programs/{}/start", ProgramStart),
+    (Method::POST, "/programs/{}/stop", ProgramStop),
+    (Method::POST, "/programs/{}/restart", ProgramRestart),
+    (Method::POST, "/chromium/restart", ChromiumRestart),
+];
+
+/// Endpoints served without the credential (the spec and the health check).
+const PUBLIC: &[Endpoint] = &[Spec, Healthz];
+
+/// What the table says about a method and path.
+#[derive(Debug, PartialEq, Eq)]
+enum Found<'p> {
+    /// The endpoint and the path's `{}` segment, if it has one.
+    Route(Endpoint, Option<&'p str>),
+    /// The path exists with these other methods.
+    WrongMethod(Vec<&'static Method>),
+    /// No such path.
+    Nothing,
+}
+
+/// `path` against a pattern: `Some(captured segment)` on a match.
+fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut want = pattern.split('/');
+    let mut have = path.split('/');
+    let mut captured = None;
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return Some(captured),
+            (Some("{}"), Some(seg)) if !seg.is_empty() => captured = Some(seg),
+            (Some(w), Some(h)) if w == h => {}
+            _ => return None,
+        }
+    }
+}
+
+fn find<'p>(method: &Method, path: &'p str) -> Found<'p> {
+    let mut allow = Vec::new();
+    for (m, pattern, endpoint) in ROUTES {
+        if let Some(captured) = matches(pattern, path) {
+            if m == method {
+                return Found::Route(*endpoint, captured);
+            }
+            allow.push(m);
+        }
+    }
+    if allow.is_empty() {
+        Found::Nothing
+    } else {
+        Found::WrongMethod(allow)
+    }
+}
+
+/// Serves one request: the policy, then the table.
 pub async fn route(req: Req, state: &AppState) -> Resp {
     let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    // The spec and the health check are public; everything else needs the
-    // token when one is configured.
-    let public = method == Method::GET && (path == "/spec.yaml" || path == "/healthz");
-    let need = if public {
-        Need::Public
-    } else {
-        Need::Credential
+    let found = find(req.method(), &path);
+    let need = match found {
+        Found::Route(e, _) if PUBLIC.contains(&e) => Need::Public,
+        _ => Need::Credential,
     };
     let peer = req.extensions().get::<std::net::SocketAddr>().copied();
     if let Err(refused) = state.policy.admit(&req, peer, need) {
         return refused.response().map(crate::http::full_body);
     }
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let result = match (&method, segments.as_slice()) {
-        (&Method::GET, ["spec.yaml"]) => {
+    match found {
+        Found::Route(endpoint, captured) => handle(endpoint, captured.unwrap_or(""), req, state)
+            .await
+            .unwrap_or_else(ApiError::into_response),
+        Found::WrongMethod(allow) => {
+            let allow: Vec<&str> = allow.iter().map(|m| m.as_str()).collect();
+            let allow = allow.join(", ");
+            let mut r = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                format!(
+                    "{} is not allowed on {path} (allowed: {allow})",
+                    req.method()
+                ),
+            )
+            .into_response();
+            if let Ok(v) = header::HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            r
+        }
+        Found::Nothing => {
+            ApiError::not_found(format!("no endpoint {path}; see /spec.yaml")).into_response()
+        }
+    }
+}
+
+/// Runs the endpoint's handler; `seg` is the path's `{}` segment.
+async fn handle(
+    endpoint: Endpoint,
+    seg: &str,
+    req: Req,
+    state: &AppState,
+) -> Result<Resp, ApiError> {
+    match endpoint {
+        Spec => {
             let mut r = Resp::new(full(SPEC));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -36,62 +177,71 @@ pub async fn route(req: Req, state: &AppState) -> Resp {
             );
             Ok(r)
         }
-        (&Method::GET, ["healthz"]) => crate::http::ok(&serde_json::json!({ "ok": true })),
+        Healthz => crate::http::ok(&serde_json::json!({ "ok": true })),
 
-        (&Method::POST, ["process", "exec"]) => procs::exec(req, &state.procs).await,
-        (&Method::POST, ["process", "spawn"]) => procs::spawn(req, &state.procs).await,
-        (&Method::GET, ["process", id, "status"]) => procs::status(id, &state.procs).await,
-        (&Method::GET, ["process", id, "stdout", "stream"]) => {
-            procs::stream(id, &state.procs).await
-        }
-        (&Method::POST, ["process", id, "stdin"]) => procs::stdin(req, id, &state.procs).await,
-        (&Method::POST, ["process", id, "kill"]) => procs::kill(req, id, &state.procs).await,
+        ProcExec => procs::exec(req, &state.procs).await,
+        ProcSpawn => procs::spawn(req, &state.procs).await,
+        ProcStatus => procs::status(seg, &state.procs).await,
+        ProcStream => procs::stream(seg, &state.procs).await,
+        ProcStdin => procs::stdin(req, seg, &state.procs).await,
+        ProcKill => procs::kill(req, seg, &state.procs).await,
 
-        (&Method::GET, ["fs", "read_file"]) => fs::read_file(req, &state.fs).await,
-        (&Method::PUT, ["fs", "write_file"]) => fs::write_file(req, &state.fs).await,
-        (&Method::POST, ["fs", "upload"]) => fs::upload(req, &state.fs).await,
-        (&Method::POST, ["fs", "upload_zip"]) => fs::upload_zip(req, &state.fs).await,
-        (&Method::GET, ["fs", "download_dir_zip"]) => fs::download_dir_zip(req, &state.fs).await,
-        (&Method::GET, ["fs", "list_files"]) => fs::list_files(req, &state.fs).await,
-        (&Method::GET, ["fs", "file_info"]) => fs::file_info(req, &state.fs).await,
-        (&Method::PUT, ["fs", "create_directory"]) => fs::create_directory(req, &state.fs).await,
-        (&Method::PUT, ["fs", "delete_file"]) => fs::delete_file(req, &state.fs).await,
-        (&Method::PUT, ["fs", "move"]) => fs::move_file(req, &state.fs).await,
-        (&Method::PUT, ["fs", "chmod"]) => fs::chmod(req, &state.fs).await,
+        FsReadFile => fs::read_file(req, &state.fs).await,
+        FsWriteFile => fs::write_file(req, &state.fs).await,
+        FsUpload => fs::upload(req, &state.fs).await,
+        FsUploadZip => fs::upload_zip(req, &state.fs).await,
+        FsDownloadDirZip => fs::download_dir_zip(req, &state.fs).await,
+        FsListFiles => fs::list_files(req, &state.fs).await,
+        FsFileInfo => fs::file_info(req, &state.fs).await,
+        FsCreateDirectory => fs::create_directory(req, &state.fs).await,
+        FsDeleteFile => fs::delete_file(req, &state.fs).await,
+        FsMove => fs::move_file(req, &state.fs).await,
+        FsChmod => fs::chmod(req, &state.fs).await,
 
-        (&Method::GET, ["logs", "stream"]) => logs::stream(req, state).await,
+        LogsStream => logs::stream(req, state).await,
 
-        (&Method::GET, ["programs"]) => programs::list(&state.control).await,
-        (&Method::POST, ["programs", name, verb @ ("start" | "stop" | "restart")]) => {
-            programs::act(name, verb, &state.control).await
-        }
-        (&Method::POST, ["chromium", "restart"]) => programs::restart_chromium(state).await,
-
-        _ if known_path(&segments) => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed",
-            format!("{method} is not allowed on {path}"),
-        )),
-        _ => Err(ApiError::not_found(format!(
-            "no endpoint {path}; see /spec.yaml"
-        ))),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        Programs => programs::list(&state.control).await,
+        ProgramStart => programs::act(seg, "start", &state.control).await,
+        ProgramStop => programs::act(seg, "stop", &state.control).await,
+        ProgramRestart => programs::act(seg, "restart", &state.control).await,
+        ChromiumRestart => programs::restart_chromium(state).await,
+    }
 }
 
-/// A path that exists with some other method (for 405 rather than 404).
-fn known_path(segments: &[&str]) -> bool {
-    matches!(
-        segments,
-        ["spec.yaml"]
-            | ["healthz"]
-            | ["process", "exec" | "spawn"]
-            | ["process", _, "status" | "stdin" | "kill"]
-            | ["process", _, "stdout", "stream"]
-            | ["fs", _]
-            | ["logs", "stream"]
-            | ["programs"]
-            | ["programs", _, "start" | "stop" | "restart"]
-            | ["chromium", "restart"]
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_finds_routes_methods_and_segments() {
+        assert_eq!(
+            find(&Method::GET, "/process/p-1-2/status"),
+            Found::Route(ProcStatus, Some("p-1-2"))
+        );
+        assert_eq!(find(&Method::GET, "/healthz"), Found::Route(Healthz, None));
+        assert_eq!(
+            find(&Method::GET, "/fs/write_file"),
+            Found::WrongMethod(vec![&Method::PUT])
+        );
+        assert_eq!(
+            find(&Method::DELETE, "/programs/x/stop"),
+            Found::WrongMethod(vec![&Method::POST])
+        );
+        // No longer "any /fs/<x> is a known path": an unknown one is 404.
+        assert_eq!(find(&Method::GET, "/fs/nope"), Found::Nothing);
+        assert_eq!(find(&Method::GET, "/process//status"), Found::Nothing);
+        assert_eq!(find(&Method::GET, "/healthz/"), Found::Nothing);
+        assert_eq!(find(&Method::POST, "/programs/x/reload"), Found::Nothing);
+    }
+
+    #[test]
+    fn every_pattern_is_well_formed_and_unique() {
+        for (i, (m, p, _)) in ROUTES.iter().enumerate() {
+            assert!(p.starts_with('/') && !p.ends_with('/'), "{p}");
+            assert!(
+                ROUTES[i + 1..].iter().all(|(m2, p2, _)| (m2, p2) != (m, p)),
+                "{m} {p} twice"
+            );
+        }
+    }
 }

@@ -1,8 +1,12 @@
-//! What every corral binary (`corral`, `corral-cdp`, `corral-snapshot`,
-//! `corral-api`) does first, the same way in each:
+//! What every corral binary (`corral`, `corralctl`, `corral-cdp`,
+//! `corral-snapshot`, `corral-api`, `corral-live`) shares at the process
+//! level, the same way in each:
 //!
+//! - [`exit`]: the exit codes, named once.
+//! - [`signal`]: the one table of signal names (realtime ones included).
+//! - [`user`]: resolving a user and dropping to it between fork and exec.
 //! - [`args`]: parse the command line; a usage error prints clap's message
-//!   and exits 2 (the contract's "bad usage"), `--help`/`--version` exit 0.
+//!   and exits [`exit::USAGE`], `--help`/`--version` exit 0.
 //! - [`init_logging`]: log lines on stderr, human-readable by default, JSON
 //!   lines with `CORRAL_LOG_FORMAT=json`, level from `CORRAL_LOG` (`error`,
 //!   `warn`, `info` (default), `debug`, `trace`). stderr so they interleave
@@ -12,23 +16,25 @@
 //! target, and the directive parser would be resident in every container
 //! for nothing.
 
+pub mod exit;
+pub mod signal;
+pub mod user;
+
 use std::process::ExitCode;
 
 use tracing_subscriber::filter::LevelFilter;
 
-/// The exit code of a usage error, shared by every corral binary.
-pub const USAGE: u8 = 2;
-
 /// Parses the command line into `A`, or gives the exit code to end with
-/// after clap has printed why (usage error: 2; help or version: 0).
+/// after clap has printed why (usage error: [`exit::USAGE`]; help or
+/// version: [`exit::SUCCESS`]).
 pub fn args<A: clap::Parser>() -> Result<A, ExitCode> {
     A::try_parse().map_err(|e| {
         let _ = e.print();
         match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                ExitCode::SUCCESS
+                exit::code(exit::SUCCESS)
             }
-            _ => ExitCode::from(USAGE),
+            _ => exit::code(exit::USAGE),
         }
     })
 }

@@ -6,6 +6,15 @@
 //! rewrites the WebSocket URLs in the answers to the host the client used,
 //! and relays WebSocket connections on fresh upstream sockets, following
 //! Chromium across restarts. See `docs/cdp.md`.
+//!
+//! Modules: `server` accepts clients (the shared accept loop and drain of
+//! `corral-serve`) and answers their HTTP requests (policy, `/json`
+//! forwarding); [`gate`] is the connection cap that closes the oldest idle
+//! connection to make room; [`upstream`] talks HTTP to Chromium's DevTools
+//! port on fresh connections; [`rewrite`] rewrites the WebSocket URLs in
+//! `/json` answers to the host the client used; `ws` turns upgrades into a
+//! fresh upstream WebSocket each; `relay` moves frames both ways with
+//! back-pressure; `frame` re-frames a byte stream without I/O.
 
 mod frame;
 pub mod gate;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use corral_boot::exit;
 use corral_cdp::Options;
 use corral_serve::args::{Service, WithoutToken};
 use corral_serve::PolicyArgs;
@@ -62,10 +63,10 @@ fn main() -> ExitCode {
             .build()
             .expect("runtime");
         return match rt.block_on(corral_cdp::close_browser(&args.upstream, timeout)) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => exit::code(exit::SUCCESS),
             Err(e) => {
                 eprintln!("corral-cdp close-browser: {e}");
-                ExitCode::FAILURE
+                exit::code(exit::FAILURE)
             }
         };
     }
@@ -77,7 +78,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("corral-cdp: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return exit::code(exit::FAILURE);
         }
     };
     rt.block_on(async move {
@@ -91,7 +92,7 @@ fn main() -> ExitCode {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("corral-cdp: {e}");
-                return ExitCode::from(corral_boot::USAGE);
+                return exit::code(exit::USAGE);
             }
         };
         let opts = Options {
@@ -105,22 +106,18 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("corral-cdp: cannot listen on {}: {e}", args.listen);
-                return ExitCode::FAILURE;
+                return exit::code(exit::FAILURE);
             }
         };
         tracing::info!(listen = %args.listen, upstream = %opts.upstream, token = matches!(opts.policy.auth, corral_serve::Auth::Token(_)), "corral-cdp serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                return;
-            };
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            corral_serve::listen::stop_signal().await;
             let _ = stop_tx.send(true);
         });
         corral_cdp::run(listener, opts, stop_rx).await;
         tracing::info!("corral-cdp stopped");
-        ExitCode::SUCCESS
+        exit::code(exit::SUCCESS)
     })
 }
 

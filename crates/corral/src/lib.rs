@@ -10,13 +10,3 @@ pub mod config;
 pub mod engine;
 pub mod prep_profile;
 pub mod runtime;
-
-/// Exit codes of the `corral` binary (besides a critical program's status).
-pub mod exit_code {
-    /// Clean shutdown.
-    pub const OK: i32 = 0;
-    /// corral itself could not run (runtime or signal set-up failed).
-    pub const FAILURE: i32 = 1;
-    /// Bad config or bad arguments.
-    pub const USAGE: i32 = 2;
-}

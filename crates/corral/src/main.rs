@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use corral::{config, exit_code, runtime};
+use corral::{config, runtime};
+use corral_boot::exit;
 
 #[derive(Parser)]
 #[command(
@@ -42,14 +43,14 @@ fn main() -> ExitCode {
     };
     if let Some(Helper::PrepProfile { dir }) = &args.helper {
         return match corral::prep_profile::prep_profile(dir) {
-            Ok(corral::prep_profile::Outcome::Clean) => ExitCode::SUCCESS,
+            Ok(corral::prep_profile::Outcome::Clean) => exit::code(exit::SUCCESS),
             Ok(corral::prep_profile::Outcome::Cleared(files)) => {
                 eprintln!("corral prep-profile: removed stale {}", files.join(", "));
-                ExitCode::SUCCESS
+                exit::code(exit::SUCCESS)
             }
             Err(e) => {
                 eprintln!("corral prep-profile: {e}");
-                ExitCode::FAILURE
+                exit::code(exit::FAILURE)
             }
         };
     }
@@ -57,7 +58,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("corral: {e}");
-            return ExitCode::from(exit_code::USAGE as u8);
+            return exit::code(exit::USAGE);
         }
     };
     if args.check {
@@ -66,9 +67,10 @@ fn main() -> ExitCode {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}: ok", args.config.display());
         let _ = writeln!(out, "{}", config::start_order(&cfg));
-        return ExitCode::SUCCESS;
+        return exit::code(exit::SUCCESS);
     }
     corral_boot::init_logging();
-    let code = runtime::run(cfg);
-    ExitCode::from(code.clamp(0, 255) as u8)
+    // 0 after a clean shutdown, else the critical program's code (or
+    // `exit::signaled`), or `exit::FAILURE` if corral itself could not run.
+    exit::code(runtime::run(cfg))
 }

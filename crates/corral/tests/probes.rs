@@ -303,3 +303,24 @@ fn a_logged_state_is_already_published() {
     c.term();
     assert_eq!(c.wait_exit(TIMEOUT), 0);
 }
+
+#[test]
+fn the_probe_port_waits_out_running_out_of_descriptors() {
+    use corral_testkit::listener::assert_idle_when_out_of_fds;
+    let s = Scratch::new();
+    let port = free_port();
+    let cfg = format!(
+        "{http}[programs.app]\ncommand = {wait}\n",
+        http = http_config(port),
+        wait = tp(&["wait"]),
+    );
+    let mut c = s.start(&cfg);
+    assert!(c.pid1, "the probe port is checked on corral as PID 1");
+    c.wait_message("serving /livez /readyz /metrics", None, TIMEOUT);
+    c.wait_event("started", Some("app"), TIMEOUT);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert_idle_when_out_of_fds(c.pid, addr, "/readyz");
+    assert_eq!(get(port, "/livez"), (200, "ok\n".into()));
+    c.term();
+    assert_eq!(c.wait_exit(TIMEOUT), 0);
+}

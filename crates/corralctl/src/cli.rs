@@ -201,41 +201,13 @@ impl Verb {
     }
 }
 
-/// Signals Linux knows by name, without the `SIG` prefix.
-const SIGNALS: &[&str] = &[
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
-    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
-    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
-];
-
-/// Checks a signal's spelling and upper-cases it; corral decides what it
-/// means. Catching `corralctl signal HUB x` here gives a usage error naming
-/// the mistake instead of a round trip.
+/// Checks a signal against the one table (`corral_boot::signal`, the
+/// same corral applies) and upper-cases it; corral decides what it means.
+/// Catching `corralctl signal HUB x` here gives a usage error naming the
+/// mistake instead of a round trip.
 pub fn parse_signal(s: &str) -> Result<String, String> {
-    if let Ok(n) = s.parse::<u32>() {
-        return if (1..=64).contains(&n) {
-            Ok(s.to_owned())
-        } else {
-            Err(format!("signal number {n} is out of range 1..=64"))
-        };
-    }
-    let upper = s.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let realtime = |base: &str, sign: char| {
-        bare.strip_prefix(base).is_some_and(|rest| {
-            rest.is_empty()
-                || rest
-                    .strip_prefix(sign)
-                    .is_some_and(|n| n.parse::<u8>().is_ok_and(|n| n <= 30))
-        })
-    };
-    if SIGNALS.contains(&bare) || realtime("RTMIN", '+') || realtime("RTMAX", '-') {
-        Ok(upper)
-    } else {
-        Err(format!(
-            "unknown signal {s:?} (use a name like HUP or SIGTERM, or a number)"
-        ))
-    }
+    corral_boot::signal::parse(s)?;
+    Ok(s.trim().to_ascii_uppercase())
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
-//! Exit codes and the one error type every verb returns.
+//! Which exit code each failure gets, and the one error type every verb
+//! returns.
 //!
 //! The contract fixes four codes so scripts and probes can tell "the action
-//! did not work" from "you asked wrongly" from "corral is not there". Every
-//! failure path ends up here, so the mapping lives in one place.
+//! did not work" from "you asked wrongly" from "corral is not there"; they
+//! are named once for every corral binary in `corral_boot::exit` and
+//! re-exported here. Every failure path ends up here, so the mapping lives
+//! in one place.
 
 use std::io;
 
@@ -10,16 +13,16 @@ use corral_proto::ErrorCode;
 
 use crate::client::ClientError;
 
-/// Success.
-pub const OK: i32 = 0;
 /// The action was tried and failed (start failed, timed out, shutting down,
 /// invalid config on reload, unhealthy).
-pub const FAILED: i32 = 1;
+pub use corral_boot::exit::FAILURE as FAILED;
+/// Success.
+pub use corral_boot::exit::SUCCESS as OK;
+/// corral could not be reached, or stopped answering.
+pub use corral_boot::exit::UNREACHABLE;
 /// Bad usage: clap's own code for usage errors, and also an unknown program
 /// or a request corral refused as malformed.
-pub const USAGE: i32 = 2;
-/// corral could not be reached, or stopped answering.
-pub const UNREACHABLE: i32 = 3;
+pub use corral_boot::exit::USAGE;
 
 /// The exit code for an error answer from corral.
 pub fn for_error_code(code: ErrorCode) -> i32 {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use corral_boot::exit;
 use corral_live::Options;
 use corral_serve::args::{Service, WithoutToken};
 use corral_serve::PolicyArgs;
@@ -60,10 +61,10 @@ fn main() -> ExitCode {
     corral_boot::init_logging();
     if let Some(Helper::VncPasswords { path }) = &args.helper {
         return match corral_live::rfb::write_passwords(path) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => exit::code(exit::SUCCESS),
             Err(e) => {
                 eprintln!("corral-live vnc-passwords: {e}");
-                ExitCode::FAILURE
+                exit::code(exit::FAILURE)
             }
         };
     }
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("corral-live: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return exit::code(exit::FAILURE);
         }
     };
     rt.block_on(run(args))
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> ExitCode {
     let usage = |e: String| {
         eprintln!("corral-live: {e}");
-        ExitCode::from(corral_boot::USAGE)
+        exit::code(exit::USAGE)
     };
     let service = Service {
         program: "corral-live",
@@ -133,7 +134,7 @@ async fn run(args: Args) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             eprintln!("corral-live: cannot listen on {}: {e}", args.listen);
-            return ExitCode::FAILURE;
+            return exit::code(exit::FAILURE);
         }
     };
     tracing::info!(listen = %args.listen, upstream = %args.upstream, view_only = view.is_some(), "corral-live serving");
@@ -146,5 +147,5 @@ async fn run(args: Args) -> ExitCode {
     };
     corral_live::serve(listener, opts, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-live stopped");
-    ExitCode::SUCCESS
+    exit::code(exit::SUCCESS)
 }

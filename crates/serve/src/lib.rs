@@ -5,9 +5,11 @@
 //! the environment, compared in constant time, never logged, re-read when
 //! the file changes ([`token`], [`watch`]), the one JSON error shape, and
 //! the accept loop, connection cap, drain on stop and stop signal
-//! ([`listen`]).
+//! ([`listen`]), and the `/json/version` client two of them share
+//! ([`devtools`]).
 
 pub mod args;
+pub mod devtools;
 pub mod listen;
 pub mod policy;
 mod token;

@@ -8,10 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -63,33 +60,13 @@ pub async fn browser_ws_url(cdp: &str) -> Result<String, CdpError> {
         .strip_prefix("http://")
         .ok_or_else(|| unreachable("--cdp must be an http:// or ws:// URL".into()))?
         .trim_end_matches('/');
-    let exchange = async {
-        let stream = TcpStream::connect(authority)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let req = hyper::Request::get("/json/version")
-            .header(hyper::header::HOST, authority)
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok::<_, String>(body)
-    };
-    let body = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| unreachable("/json/version: no answer in time".into()))?
-        .map_err(unreachable)?;
-    let body = String::from_utf8_lossy(&body);
-    let v: Value = serde_json::from_str(body.trim())
-        .map_err(|e| unreachable(format!("/json/version is not JSON: {e}")))?;
+    let v = tokio::time::timeout(
+        Duration::from_secs(10),
+        corral_serve::devtools::json_version(authority),
+    )
+    .await
+    .map_err(|_| unreachable("/json/version: no answer in time".into()))?
+    .map_err(unreachable)?;
     v["webSocketDebuggerUrl"]
         .as_str()
         .map(str::to_string)

@@ -3,6 +3,14 @@
 //! every origin that holds any, not only the open tabs — in Playwright's
 //! `storageState` format, harvested over raw CDP and served behind a bearer
 //! token. See `docs/snapshot.md`.
+//!
+//! Modules: [`serve`] is the HTTP listener (`/api/snapshot`, `/healthz`,
+//! the periodic harvest); [`harvest`] takes one snapshot; [`origins`]
+//! decides which origins it covers (profile on disk, cookies, open pages);
+//! [`page`] reads and writes one origin's storage from a scratch page;
+//! [`cdp`] is the small CDP client they use (one WebSocket, calls matched by
+//! id); [`state`] is Playwright's `storageState` format; [`restore`] writes
+//! a snapshot back into a browser; [`store`] writes files atomically.
 
 pub mod cdp;
 pub mod harvest;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use corral_boot::exit;
 use corral_serve::args::{Service, WithoutToken};
 use corral_serve::PolicyArgs;
 use corral_snapshot::harvest::{harvest, HarvestOptions};
@@ -105,7 +106,7 @@ fn main() -> ExitCode {
                         let bytes = serde_json::to_vec_pretty(&h.state).expect("serialisable");
                         if let Err(e) = corral_snapshot::store::write_atomic(out, &bytes) {
                             eprintln!("corral-snapshot: cannot write {}: {e}", out.display());
-                            return ExitCode::FAILURE;
+                            return exit::code(exit::FAILURE);
                         }
                         eprintln!(
                             "corral-snapshot: {} cookies, {} origins in {} ms -> {}",
@@ -114,11 +115,11 @@ fn main() -> ExitCode {
                             h.elapsed.as_millis(),
                             out.display()
                         );
-                        ExitCode::SUCCESS
+                        exit::code(exit::SUCCESS)
                     }
                     Err(e) => {
                         eprintln!("corral-snapshot: harvest failed: {e}");
-                        ExitCode::FAILURE
+                        exit::code(exit::FAILURE)
                     }
                 }
             }
@@ -133,7 +134,7 @@ fn main() -> ExitCode {
                     Ok(p) => p,
                     Err(e) => {
                         eprintln!("corral-snapshot: {e}");
-                        return ExitCode::from(corral_boot::USAGE);
+                        return exit::code(exit::USAGE);
                     }
                 };
                 if matches!(policy.auth, corral_serve::Auth::Unconfigured { .. }) {
@@ -143,7 +144,7 @@ fn main() -> ExitCode {
                     Ok(l) => l,
                     Err(e) => {
                         eprintln!("corral-snapshot: cannot listen on {listen}: {e}");
-                        return ExitCode::FAILURE;
+                        return exit::code(exit::FAILURE);
                     }
                 };
                 let server = Server::new(ServeOptions {
@@ -157,38 +158,38 @@ fn main() -> ExitCode {
                 tokio::spawn(server.clone().periodic());
                 server.serve(listener, corral_serve::listen::stop_signal()).await;
                 tracing::info!("corral-snapshot stopped");
-                ExitCode::SUCCESS
+                exit::code(exit::SUCCESS)
             }
             Command::Restore { cdp, input, step_timeout } => {
                 let text = match std::fs::read_to_string(&input) {
                     Ok(t) => t,
                     Err(e) => {
                         eprintln!("corral-snapshot: cannot read {}: {e}", input.display());
-                        return ExitCode::from(2);
+                        return exit::code(exit::USAGE);
                     }
                 };
                 let state = match StorageState::parse(&text) {
                     Ok(s) => s,
                     Err(e) => {
                         eprintln!("corral-snapshot: {}: {e}; nothing was restored", input.display());
-                        return ExitCode::from(2);
+                        return exit::code(exit::USAGE);
                     }
                 };
                 match corral_snapshot::restore::restore(&cdp, &state, step_timeout).await {
                     Ok(r) if r.failed.is_empty() => {
                         eprintln!("corral-snapshot: restored {} cookies and {} origins", r.cookies, r.origins);
-                        ExitCode::SUCCESS
+                        exit::code(exit::SUCCESS)
                     }
                     Ok(r) => {
                         for (origin, why) in &r.failed {
                             eprintln!("corral-snapshot: {origin}: {why}");
                         }
                         eprintln!("corral-snapshot: restored {} cookies and {} origins; {} origins failed", r.cookies, r.origins, r.failed.len());
-                        ExitCode::FAILURE
+                        exit::code(exit::FAILURE)
                     }
                     Err(e) => {
                         eprintln!("corral-snapshot: restore failed: {e}");
-                        ExitCode::FAILURE
+                        exit::code(exit::FAILURE)
                     }
                 }
             }

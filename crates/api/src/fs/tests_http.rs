@@ -2,7 +2,6 @@
 //! hyper client (shared with `tests_transfer`). Covers the request and
 //! answer shapes, ranges, atomic writes, metadata and the status codes.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::PathBuf;
@@ -16,42 +15,20 @@ use serde_json::{json, Value};
 
 use super::*;
 
-async fn dispatch(req: Req, fs: &Fs) -> Resp {
-    let r = match req.uri().path() {
-        "/fs/read_file" => read_file(req, fs).await,
-        "/fs/write_file" => write_file(req, fs).await,
-        "/fs/upload" => upload(req, fs).await,
-        "/fs/upload_zip" => upload_zip(req, fs).await,
-        "/fs/download_dir_zip" => download_dir_zip(req, fs).await,
-        "/fs/list_files" => list_files(req, fs).await,
-        "/fs/file_info" => file_info(req, fs).await,
-        "/fs/create_directory" => create_directory(req, fs).await,
-        "/fs/delete_file" => delete_file(req, fs).await,
-        "/fs/move" => move_file(req, fs).await,
-        "/fs/chmod" => chmod(req, fs).await,
-        _ => Err(ApiError::not_found("no such endpoint")),
-    };
-    r.unwrap_or_else(ApiError::into_response)
-}
-
+/// A loopback corral-api with an open policy whose files are under
+/// `root`: the real route table and accept loop (`crate::serve`).
 pub(super) async fn server(root: PathBuf) -> SocketAddr {
-    let fs = Arc::new(Fs { root });
+    let state = Arc::new(crate::AppState {
+        policy: corral_serve::Policy::open(),
+        fs: Fs { root },
+        procs: crate::procs::Processes::default(),
+        control: crate::control::Client::new(PathBuf::from("/nonexistent/corral.sock")),
+        cdp: "http://127.0.0.1:9".into(),
+        chromium_program: "chromium".into(),
+    });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            let fs = fs.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let fs = fs.clone();
-                    async move { Ok::<_, Infallible>(dispatch(req, &fs).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(crate::serve(l, state, std::future::pending()));
     addr
 }
 
@@ -82,7 +59,7 @@ pub(super) async fn send(
     let mut b = Request::builder()
         .method(method)
         .uri(uri)
-        .header("host", "x");
+        .header("host", "127.0.0.1");
     for (k, v) in hdrs {
         b = b.header(*k, *v);
     }

@@ -4,10 +4,10 @@
 //! its own (so a timeout or a kill reaches the grandchildren too).
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::time::Duration;
 
 use base64::Engine;
+use corral_boot::user::{Identity, UserError};
 use hyper::StatusCode;
 use serde::Deserialize;
 use tokio::process::Command;
@@ -132,17 +132,22 @@ impl RunRequest {
         }
         if let Some(user) = &self.user {
             let id = resolve_user(user)?;
-            cmd.env("HOME", &id.home)
-                .env("USER", &id.name)
-                .env("LOGNAME", &id.name);
-            if !id.is_current() {
+            cmd.envs(id.env());
+            if let Some(d) = id.dropper() {
                 if !nix::unistd::geteuid().is_root() {
                     return Err(ApiError::forbidden(format!(
                         "running as {} needs corral-api to run as root",
                         id.name
                     )));
                 }
-                id.drop_to(&mut cmd);
+                // Done by hand rather than with `Command::uid/gid` because
+                // std clears the supplementary groups before our hook could
+                // set the user's own.
+                // SAFETY: `apply` only makes async-signal-safe syscalls on
+                // memory allocated before the fork.
+                unsafe {
+                    cmd.pre_exec(move || d.apply());
+                }
             }
         }
         // After HOME/USER, so an explicit env entry wins.
@@ -178,94 +183,18 @@ pub fn spawn_error(program: &str, e: &std::io::Error) -> ApiError {
     }
 }
 
-/// Who to run as: resolved in the parent, applied in the child.
-struct Identity {
-    name: String,
-    home: String,
-    uid: u32,
-    gid: u32,
-    groups: Vec<libc::gid_t>,
-}
-
+/// Who to run as, the way corral resolves a program's `user`
+/// (`corral_boot::user`): an unknown name is the caller's mistake (422), an
+/// unreadable user database ours (500).
 fn resolve_user(spec: &UserSpec) -> Result<Identity, ApiError> {
-    use nix::unistd::{Gid, Uid, User};
-    let lookup = |r: nix::Result<Option<User>>| {
-        r.map_err(|e| ApiError::internal(format!("looking up the user: {e}")))
-    };
     let user = match spec {
-        UserSpec::Uid(uid) => lookup(User::from_uid(Uid::from_raw(*uid)))?,
-        UserSpec::Name(name) => match lookup(User::from_name(name))? {
-            Some(u) => Some(u),
-            None => match name.parse::<u32>() {
-                Ok(uid) => lookup(User::from_uid(Uid::from_raw(uid)))?,
-                Err(_) => return Err(cannot_start(format!("no user named {name:?}"))),
-            },
-        },
+        UserSpec::Uid(uid) => uid.to_string(),
+        UserSpec::Name(name) => name.clone(),
     };
-    match user {
-        Some(u) => {
-            let cname = CString::new(u.name.clone())
-                .map_err(|_| ApiError::internal("user name holds NUL"))?;
-            let groups = nix::unistd::getgrouplist(&cname, u.gid)
-                .map(|g| g.into_iter().map(Gid::as_raw).collect())
-                .unwrap_or_else(|_| vec![u.gid.as_raw()]);
-            Ok(Identity {
-                home: u.dir.to_string_lossy().into_owned(),
-                name: u.name,
-                uid: u.uid.as_raw(),
-                gid: u.gid.as_raw(),
-                groups,
-            })
-        }
-        // A bare uid with no passwd entry (common in containers): its own
-        // number as the group, no supplementary groups, HOME=/.
-        None => {
-            let uid = match spec {
-                UserSpec::Uid(u) => *u,
-                UserSpec::Name(n) => n.parse().unwrap_or_default(),
-            };
-            Ok(Identity {
-                name: uid.to_string(),
-                home: "/".into(),
-                uid,
-                gid: uid,
-                groups: vec![uid],
-            })
-        }
-    }
-}
-
-impl Identity {
-    fn is_current(&self) -> bool {
-        let me = nix::unistd::geteuid().as_raw();
-        self.uid == me && nix::unistd::getegid().as_raw() == self.gid
-    }
-
-    /// Drops to this identity in the child between fork and exec. Done by
-    /// hand rather than with `Command::uid/gid` because std clears the
-    /// supplementary groups before our hook could set the user's own.
-    fn drop_to(&self, cmd: &mut Command) {
-        let (uid, gid, groups) = (self.uid, self.gid, self.groups.clone());
-        // SAFETY: the closure only calls async-signal-safe functions
-        // (setgroups, setgid, setuid) on memory allocated before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                let fail = || Err(std::io::Error::last_os_error());
-                // Groups first, then gid, then uid: after setuid we could no
-                // longer change the others.
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-                    return fail();
-                }
-                if libc::setgid(gid) != 0 {
-                    return fail();
-                }
-                if libc::setuid(uid) != 0 {
-                    return fail();
-                }
-                Ok(())
-            });
-        }
-    }
+    Identity::resolve(&user).map_err(|e| match e {
+        UserError::NoSuchUser(_) => cannot_start(format!("no user named {user:?}")),
+        UserError::Lookup(e) => ApiError::internal(e),
+    })
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ use tokio::sync::watch;
 
 pub use command::RunRequest;
 use output::{Channel, Replay};
-pub use sys::SignalSpec;
+pub use sys::{parse_signal, SignalSpec};
 
 use crate::http::{body_bytes, body_json, ok, ApiError, Req, Resp, MAX_JSON_BODY};
 

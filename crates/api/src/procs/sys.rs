@@ -8,7 +8,8 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::Deserialize;
 
-/// A signal as a client may write it: `"TERM"`, `"SIGTERM"`, `"term"` or `15`.
+/// A signal as a client may write it: `"TERM"`, `"SIGTERM"`, `"term"`,
+/// `"RTMIN+1"`, `"15"` or `15`.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(untagged)]
 pub enum SignalSpec {
@@ -16,33 +17,12 @@ pub enum SignalSpec {
     Name(String),
 }
 
-/// The signal number, or a message saying what is accepted.
+/// The signal number, or a message saying what is accepted: the one table
+/// (`corral_boot::signal`) that supervisor.toml and `corralctl signal` use.
 pub fn parse_signal(spec: &SignalSpec) -> Result<i32, String> {
     match spec {
-        SignalSpec::Number(n) => {
-            // Real-time signals have no names in nix, so numbers go up to
-            // SIGRTMAX; 0 (the "does it exist" probe) is not a kill.
-            let max = libc::SIGRTMAX() as i64;
-            if (1..=max).contains(n) {
-                Ok(*n as i32)
-            } else {
-                Err(format!("signal {n} is not between 1 and {max}"))
-            }
-        }
-        SignalSpec::Name(name) => {
-            let upper = name.trim().to_ascii_uppercase();
-            if let Ok(n) = upper.parse::<i64>() {
-                return parse_signal(&SignalSpec::Number(n));
-            }
-            let full = if upper.starts_with("SIG") {
-                upper
-            } else {
-                format!("SIG{upper}")
-            };
-            full.parse::<nix::sys::signal::Signal>()
-                .map(|s| s as i32)
-                .map_err(|_| format!("unknown signal {name:?} (use a name like TERM, KILL, INT, HUP, USR1 or a number)"))
-        }
+        SignalSpec::Number(n) => corral_boot::signal::Sig::from_number(*n).map(|s| s.number()),
+        SignalSpec::Name(name) => corral_boot::signal::parse(name),
     }
 }
 

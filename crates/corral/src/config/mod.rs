@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use corral_boot::signal::Sig;
 pub use diag::{ConfigError, Diagnostic};
 pub use graph::{start_order, StartOrder};
-use nix::sys::signal::Signal;
 use regex_lite::Regex;
 
 /// Default config path when neither `--config` nor `CORRAL_CONFIG` is given.
@@ -133,7 +133,7 @@ pub struct ProgramConfig {
     pub restart_window: Duration,
     /// This program's own rlimits, already merged with `[supervisor] rlimits`.
     pub rlimits: Rlimits,
-    pub stop_signal: Signal,
+    pub stop_signal: Sig,
     /// Who gets the stop signal: the whole process group, or (`mixed`) the
     /// main process only; SIGKILL at the deadline goes to the group either way.
     pub kill_mode: KillMode,
@@ -248,7 +248,7 @@ impl PartialEq for ReadyKind {
 }
 
 /// Parses a signal the way config does: `TERM`, `SIGTERM`, `term` or `15`.
-pub fn parse_signal(s: &str) -> Result<Signal, String> {
+pub fn parse_signal(s: &str) -> Result<Sig, String> {
     values::signal(s)
 }
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::Signal;
+use corral_boot::signal::Sig;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -287,7 +287,7 @@ impl Cx<'_> {
         self.parsed(v, key, values::duration)
     }
 
-    fn signal(&mut self, v: &Val<'_>, key: &str) -> Option<Signal> {
+    fn signal(&mut self, v: &Val<'_>, key: &str) -> Option<Sig> {
         match v.get_ref() {
             DeValue::Integer(_) => {
                 let n = self.uint(v, key, i32::MAX as u64)?;

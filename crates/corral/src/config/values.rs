@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use corral_boot::signal::Sig;
 
 use super::{RestartPolicy, RlimitResource};
 
@@ -24,26 +24,15 @@ pub(super) fn duration(s: &str) -> Result<Duration, String> {
     })
 }
 
-/// `"TERM"`, `"SIGTERM"`, `"term"` or `"15"`.
-pub(super) fn signal(s: &str) -> Result<Signal, String> {
-    let t = s.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n = t.parse::<i64>().unwrap_or(i64::MAX);
-        return signal_number(n).map_err(|_| format!("unknown signal number {t}"));
-    }
-    let upper = t.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    format!("SIG{bare}")
-        .parse::<Signal>()
-        .map_err(|_| format!("unknown signal {s:?} (examples: \"TERM\", \"SIGINT\", \"KILL\", 15)"))
+/// A signal as a string: `"TERM"`, `"SIGTERM"`, `"term"`, `"15"`,
+/// `"RTMIN+1"` (the one table: `corral_boot::signal`).
+pub(super) fn signal(s: &str) -> Result<Sig, String> {
+    Sig::parse(s)
 }
 
 /// A signal given as a TOML integer.
-pub(super) fn signal_number(n: i64) -> Result<Signal, String> {
-    i32::try_from(n)
-        .ok()
-        .and_then(|n| Signal::try_from(n).ok())
-        .ok_or_else(|| format!("unknown signal number {n}"))
+pub(super) fn signal_number(n: i64) -> Result<Sig, String> {
+    Sig::from_number(n)
 }
 
 /// `always | on-failure | never`.
@@ -190,10 +179,10 @@ mod tests {
     #[test]
     fn signals() {
         for s in ["TERM", "SIGTERM", "term", "sigterm", "15", " TERM "] {
-            assert_eq!(signal(s).unwrap(), Signal::SIGTERM, "{s}");
+            assert_eq!(signal(s).unwrap(), Sig::TERM, "{s}");
         }
-        assert_eq!(signal("hup").unwrap(), Signal::SIGHUP);
-        assert_eq!(signal_number(9).unwrap(), Signal::SIGKILL);
+        assert_eq!(signal("hup").unwrap(), Sig::HUP);
+        assert_eq!(signal_number(9).unwrap(), Sig::KILL);
         assert!(signal("TERMINATE").unwrap_err().contains("unknown signal"));
         assert!(signal("999").is_err());
         assert!(signal_number(-1).is_err());

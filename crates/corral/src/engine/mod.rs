@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use corral_boot::signal::Sig;
 use nix::unistd::Pid;
 
 pub use program::{ExitStatus, Phase, Program};
@@ -79,9 +79,9 @@ pub enum Action {
     /// Forget any readiness check still running for this program.
     StopCheck { name: String },
     /// Send a signal to the process group led by `pgid`.
-    SignalGroup { pgid: Pid, signal: Signal },
+    SignalGroup { pgid: Pid, signal: Sig },
     /// Send a signal to one process (`kill_mode = "mixed"` stops).
-    SignalProcess { pid: Pid, signal: Signal },
+    SignalProcess { pid: Pid, signal: Sig },
     /// Everything is down: leave with this exit code.
     Exit { code: i32 },
 }
@@ -366,7 +366,7 @@ impl Engine {
         // so a restart never races leftovers (a forked child, a helper).
         actions.push(Action::SignalGroup {
             pgid: pid,
-            signal: Signal::SIGKILL,
+            signal: Sig::KILL,
         });
         let phase = std::mem::replace(&mut p.phase, Phase::Stopped);
         match phase {
@@ -522,7 +522,7 @@ impl Engine {
             if let Phase::Draining { pgid, killed, .. } = &mut p.phase {
                 actions.push(Action::SignalGroup {
                     pgid: *pgid,
-                    signal: Signal::SIGKILL,
+                    signal: Sig::KILL,
                 });
                 *killed = true;
                 continue;
@@ -530,7 +530,7 @@ impl Engine {
             if let Some(pid) = p.phase.live_pid() {
                 actions.push(Action::SignalGroup {
                     pgid: pid,
-                    signal: Signal::SIGKILL,
+                    signal: Sig::KILL,
                 });
                 p.phase = match std::mem::replace(&mut p.phase, Phase::Stopped) {
                     Phase::Stopping {

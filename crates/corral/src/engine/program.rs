@@ -26,7 +26,7 @@ impl ExitStatus {
     pub fn as_exit_code(self) -> i32 {
         match self {
             ExitStatus::Code(c) => c,
-            ExitStatus::Signal(s) => 128 + s,
+            ExitStatus::Signal(s) => corral_boot::exit::signaled(s),
         }
     }
 }
@@ -35,10 +35,9 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ExitStatus::Code(c) => write!(f, "exit status {c}"),
-            ExitStatus::Signal(s) => match nix::sys::signal::Signal::try_from(s) {
-                Ok(sig) => write!(f, "killed by {}", sig.as_str()),
-                Err(_) => write!(f, "killed by signal {s}"),
-            },
+            ExitStatus::Signal(s) => {
+                write!(f, "killed by {}", corral_boot::signal::name(s))
+            }
         }
     }
 }
@@ -118,17 +117,22 @@ impl Phase {
         matches!(self, Phase::Running { .. } | Phase::Done)
     }
 
-    /// The state name shown by `corralctl status` and in metrics.
-    pub fn name(&self) -> &'static str {
+    /// The state `corralctl status`, corral-api's `/programs` and
+    /// `/metrics` show (through the runtime's snapshot); its name is
+    /// `State::as_str`.
+    pub fn state(&self) -> corral_proto::State {
+        use corral_proto::State;
         match self {
-            Phase::Stopped => "STOPPED",
-            Phase::Backoff { .. } => "BACKOFF",
-            Phase::Spawning { .. } | Phase::PreStart { .. } | Phase::Starting { .. } => "STARTING",
-            Phase::Running { .. } => "RUNNING",
-            Phase::Stopping { .. } | Phase::Draining { .. } => "STOPPING",
-            Phase::Exited { .. } => "EXITED",
-            Phase::Done => "DONE",
-            Phase::Fatal { .. } => "FATAL",
+            Phase::Stopped => State::Stopped,
+            Phase::Backoff { .. } => State::Backoff,
+            Phase::Spawning { .. } | Phase::PreStart { .. } | Phase::Starting { .. } => {
+                State::Starting
+            }
+            Phase::Running { .. } => State::Running,
+            Phase::Stopping { .. } | Phase::Draining { .. } => State::Stopping,
+            Phase::Exited { .. } => State::Exited,
+            Phase::Done => State::Done,
+            Phase::Fatal { .. } => State::Fatal,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use nix::sys::signal::Signal;
+use corral_boot::signal::Sig;
 
 use super::{stop_action, Action, Engine, Phase};
 
@@ -124,7 +124,7 @@ impl Engine {
                     *killed = true;
                     actions.push(Action::SignalGroup {
                         pgid: *pid,
-                        signal: Signal::SIGKILL,
+                        signal: Sig::KILL,
                     });
                 }
                 Phase::Draining {
@@ -136,7 +136,7 @@ impl Engine {
                     *killed = true;
                     actions.push(Action::SignalGroup {
                         pgid: *pgid,
-                        signal: Signal::SIGKILL,
+                        signal: Sig::KILL,
                     });
                 }
                 Phase::Starting {

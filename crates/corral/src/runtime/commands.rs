@@ -4,12 +4,10 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use corral_proto::{ErrorCode, Request, Response, Targets};
-use nix::sys::signal::killpg;
-
-use super::Supervisor;
+use super::{killpg, Supervisor};
 use crate::config;
 use crate::engine::{Action, Event};
+use corral_proto::{ErrorCode, Request, Response, Targets};
 
 impl Supervisor {
     /// Answers one action request; any actions it causes go to `pending`.
@@ -106,7 +104,7 @@ impl Supervisor {
         }
         if not_running.is_empty() {
             Response::Ok {
-                message: format!("sent {} to {}", sig.as_str(), sent.join(", ")),
+                message: format!("sent {sig} to {}", sent.join(", ")),
             }
         } else {
             Response::error(

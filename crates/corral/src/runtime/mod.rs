@@ -24,7 +24,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::killpg;
+use corral_boot::signal::Sig;
+use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
@@ -50,6 +51,19 @@ const ANSWER_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bound on reading programs' last output at exit.
 const PUMP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `killpg(2)` with any signal the table accepts (nix's `Signal` has no
+/// realtime ones).
+pub(crate) fn killpg(pgid: Pid, sig: Sig) -> nix::Result<()> {
+    // SAFETY: killpg has no memory-safety preconditions.
+    nix::errno::Errno::result(unsafe { libc::killpg(pgid.as_raw(), sig.number()) }).map(drop)
+}
+
+/// `kill(2)` with any signal the table accepts.
+fn kill(pid: Pid, sig: Sig) -> nix::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    nix::errno::Errno::result(unsafe { libc::kill(pid.as_raw(), sig.number()) }).map(drop)
+}
+
 /// Runs the supervisor until it shuts down; returns corral's exit code.
 pub fn run(config: Config) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -60,7 +74,7 @@ pub fn run(config: Config) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the runtime: {e}");
-            return 1;
+            return corral_boot::exit::FAILURE;
         }
     };
     rt.block_on(Supervisor::new(config).run())
@@ -127,7 +141,7 @@ impl Supervisor {
             (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
             _ => {
                 tracing::error!("cannot install signal handlers");
-                return 1;
+                return corral_boot::exit::FAILURE;
             }
         };
         pid1::become_subreaper();
@@ -165,7 +179,7 @@ impl Supervisor {
                     // Draining groups' members are our children now (PID 1 or
                     // subreaper): each reap may have taken the last one.
                     for (name, pgid) in self.engine.draining_groups() {
-                        if killpg(pgid, None) == Err(nix::errno::Errno::ESRCH) {
+                        if nix::sys::signal::killpg(pgid, None) == Err(nix::errno::Errno::ESRCH) {
                             pending.extend(self.engine.handle(Event::GroupGone { name }, Instant::now()));
                         }
                     }
@@ -246,7 +260,7 @@ impl Supervisor {
                     let _ = killpg(pgid, signal);
                 }
                 Action::SignalProcess { pid, signal } => {
-                    let _ = nix::sys::signal::kill(pid, signal);
+                    let _ = kill(pid, signal);
                 }
                 Action::Exit { code } => return Some(code),
             }
@@ -346,7 +360,7 @@ impl Supervisor {
             }
             Err(e) => {
                 tracing::error!(path = %path.display(), "cannot create the control socket: {e}");
-                return Err(crate::exit_code::FAILURE);
+                return Err(corral_boot::exit::FAILURE);
             }
         }
         if let Some(addr) = self.config.supervisor.http {
@@ -357,7 +371,7 @@ impl Supervisor {
                 }
                 Err(e) => {
                     tracing::error!(%addr, "cannot listen for probes: {e}");
-                    return Err(crate::exit_code::FAILURE);
+                    return Err(corral_boot::exit::FAILURE);
                 }
             }
         }
@@ -406,7 +420,7 @@ impl Supervisor {
                 Ok(Err(_)) => {}
                 Err(_) => {
                     tracing::warn!(program = %name, "pre_stop did not finish within {}: SIGKILL", humantime::format_duration(bound));
-                    let _ = killpg(started.pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = killpg(started.pid, Sig::KILL);
                 }
             }
             let _ = events.send(done);

@@ -76,17 +76,14 @@ impl Snapshot {
             .programs()
             .iter()
             .map(|(name, p)| {
-                let (state, reason) = match &p.phase {
-                    Phase::Stopped => (State::Stopped, p.reason.clone()),
-                    Phase::Spawning { .. } | Phase::PreStart { .. } | Phase::Starting { .. } => {
-                        (State::Starting, None)
+                let state = p.phase.state();
+                // Why it is down; a fatal program's reason is in its phase.
+                let reason = match &p.phase {
+                    Phase::Fatal { reason } => Some(reason.clone()),
+                    Phase::Stopped | Phase::Backoff { .. } | Phase::Exited { .. } => {
+                        p.reason.clone()
                     }
-                    Phase::Running { .. } => (State::Running, None),
-                    Phase::Backoff { .. } => (State::Backoff, p.reason.clone()),
-                    Phase::Stopping { .. } | Phase::Draining { .. } => (State::Stopping, None),
-                    Phase::Exited { .. } => (State::Exited, p.reason.clone()),
-                    Phase::Done => (State::Done, None),
-                    Phase::Fatal { reason } => (State::Fatal, Some(reason.clone())),
+                    _ => None,
                 };
                 ProgramSnap {
                     name: name.clone(),

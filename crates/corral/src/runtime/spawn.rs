@@ -11,7 +11,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use nix::unistd::{Gid, Pid, Uid, User};
+use corral_boot::user::Identity;
+use nix::unistd::Pid;
 
 use crate::config::{ProgramConfig, RlimitResource, Rlimits};
 
@@ -49,38 +50,6 @@ pub struct Started {
     pub stderr: Option<OwnedFd>,
 }
 
-/// The identity to switch to, resolved before fork.
-struct Identity {
-    uid: Uid,
-    gid: Gid,
-    groups: Vec<libc::gid_t>,
-    home: String,
-    name: String,
-}
-
-fn resolve_user(user: &str) -> Result<Identity, String> {
-    let found = match user.parse::<u32>() {
-        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
-        Err(_) => User::from_name(user),
-    };
-    let u = found
-        .map_err(|e| format!("cannot look up user {user:?}: {e}"))?
-        .ok_or_else(|| format!("no such user {user:?}"))?;
-    let cname = std::ffi::CString::new(u.name.clone()).map_err(|e| e.to_string())?;
-    let groups = nix::unistd::getgrouplist(&cname, u.gid)
-        .map_err(|e| format!("cannot list groups of {user:?}: {e}"))?
-        .into_iter()
-        .map(|g| g.as_raw())
-        .collect();
-    Ok(Identity {
-        uid: u.uid,
-        gid: u.gid,
-        groups,
-        home: u.dir.to_string_lossy().into_owned(),
-        name: u.name,
-    })
-}
-
 fn resource(r: RlimitResource) -> libc::__rlimit_resource_t {
     use RlimitResource::*;
     match r {
@@ -108,15 +77,19 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Started, String> {
         .argv
         .split_first()
         .ok_or_else(|| "empty command".to_string())?;
-    let identity = spec.user.map(resolve_user).transpose()?;
+    // The same resolution as corral-api's (`corral_boot::user`): a name or
+    // uid with a passwd entry, or a bare uid without one.
+    let identity = spec
+        .user
+        .map(Identity::resolve)
+        .transpose()
+        .map_err(|e| e.to_string())?;
 
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null()).process_group(0);
     if let Some(id) = &identity {
         // What a login would set; the program's own `env` still wins below.
-        cmd.env("HOME", &id.home)
-            .env("USER", &id.name)
-            .env("LOGNAME", &id.name);
+        cmd.envs(id.env());
     }
     cmd.envs(spec.env);
     if let Some(cwd) = spec.cwd {
@@ -142,9 +115,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Started, String> {
             )
         })
         .collect();
-    let ident = identity
-        .as_ref()
-        .map(|id| (id.uid.as_raw(), id.gid.as_raw(), id.groups.clone()));
+    let drop_to = identity.as_ref().and_then(Identity::dropper);
 
     // SAFETY: the hook runs in the child between fork and exec and only makes
     // async-signal-safe syscalls on data prepared above; it does not allocate.
@@ -171,13 +142,8 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Started, String> {
                     }
                 }
             }
-            if let Some((uid, gid, groups)) = &ident {
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                    || libc::setgid(*gid) != 0
-                    || libc::setuid(*uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if let Some(d) = &drop_to {
+                d.apply()?;
             }
             Ok(())
         });

@@ -43,7 +43,7 @@ impl Cx<'_> {
             max_restarts: None,
             restart_window: DEFAULT_RESTART_WINDOW,
             rlimits: sup.rlimits.clone(),
-            stop_signal: nix::sys::signal::Signal::SIGTERM,
+            stop_signal: corral_boot::signal::Sig::TERM,
             kill_mode: super::super::KillMode::Group,
             stop_timeout: sup.stop_timeout,
             pre_start: None,

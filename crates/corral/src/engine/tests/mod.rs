@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use corral_boot::signal::Sig;
 use nix::unistd::Pid;
 
 use super::*;
@@ -40,7 +40,7 @@ fn prog(name: &str) -> ProgramConfig {
         max_restarts: None,
         restart_window: Duration::from_secs(60),
         rlimits: Rlimits::default(),
-        stop_signal: Signal::SIGTERM,
+        stop_signal: Sig::TERM,
         kill_mode: crate::config::KillMode::Group,
         stop_timeout: Duration::from_secs(2),
         pre_start: None,
@@ -127,7 +127,7 @@ impl World {
     }
 
     fn phase(&self, name: &str) -> &'static str {
-        self.engine.program(name).unwrap().phase.name()
+        self.engine.program(name).unwrap().phase.state().as_str()
     }
 
     fn spawned(actions: &[Action]) -> Vec<String> {
@@ -147,7 +147,7 @@ impl World {
             .filter_map(|a| match a {
                 Action::SignalGroup { pgid: pid, signal }
                 | Action::SignalProcess { pid, signal }
-                    if *signal != Signal::SIGKILL =>
+                    if *signal != Sig::KILL =>
                 {
                     self.pids
                         .iter()
@@ -358,7 +358,7 @@ fn stop_timeout_escalates_to_sigkill_of_the_group() {
     let acts = w.advance(Duration::from_secs(2));
     assert!(acts.contains(&Action::SignalGroup {
         pgid: w.pids["a"],
-        signal: Signal::SIGKILL
+        signal: Sig::KILL
     }));
     let acts = w.exit("a", ExitStatus::Signal(9));
     assert!(acts.contains(&Action::Exit { code: 0 }));
@@ -381,7 +381,7 @@ fn second_shutdown_kills_everything_at_once() {
             matches!(
                 a,
                 Action::SignalGroup {
-                    signal: Signal::SIGKILL,
+                    signal: Sig::KILL,
                     ..
                 }
             )
@@ -400,7 +400,7 @@ fn shutdown_timeout_bounds_the_whole_shutdown() {
     let acts = w.advance(Duration::from_secs(20));
     assert!(acts.contains(&Action::SignalGroup {
         pgid: w.pids["a"],
-        signal: Signal::SIGKILL
+        signal: Sig::KILL
     }));
 }
 

@@ -1,7 +1,7 @@
 //! Operator requests (start, stop, restart, reload) and the stop variants
 //! (pre_stop, kill_mode = "mixed") against the fake world of the parent.
 
-use nix::sys::signal::Signal;
+use corral_boot::signal::Sig;
 use std::time::Duration;
 
 use super::*;
@@ -100,7 +100,7 @@ fn reload_adds_removes_and_restarts_only_what_changed() {
     // it, since ws depends on vnc.
     assert!(acts.contains(&Action::SignalGroup {
         pgid: ws,
-        signal: Signal::SIGTERM
+        signal: Sig::TERM
     }));
     assert!(acts.contains(&Action::Spawn {
         name: "extra".into(),
@@ -147,7 +147,7 @@ fn pre_stop_runs_before_the_stop_signal_and_the_kill_deadline_still_holds() {
     let acts = w.advance(Duration::from_secs(2));
     assert!(acts.contains(&Action::SignalGroup {
         pgid: pid,
-        signal: Signal::SIGKILL
+        signal: Sig::KILL
     }));
 }
 
@@ -178,12 +178,12 @@ fn mixed_kill_mode_signals_the_main_process_and_kills_the_group() {
     let acts = w.feed(Event::Shutdown);
     assert!(acts.contains(&Action::SignalProcess {
         pid,
-        signal: Signal::SIGTERM
+        signal: Sig::TERM
     }));
     assert!(!acts.iter().any(|a| matches!(
         a,
         Action::SignalGroup {
-            signal: Signal::SIGTERM,
+            signal: Sig::TERM,
             ..
         }
     )));
@@ -213,7 +213,7 @@ fn a_draining_group_is_killed_at_the_stop_deadline() {
     let acts = w.advance(Duration::from_secs(2));
     assert!(acts.contains(&Action::SignalGroup {
         pgid: pid,
-        signal: Signal::SIGKILL
+        signal: Sig::KILL
     }));
     assert_eq!(
         w.engine.next_deadline(),
