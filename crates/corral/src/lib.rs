@@ -9,6 +9,7 @@
 pub mod config;
 pub mod engine;
 pub mod prep_profile;
+pub mod prep_x11;
 pub mod runtime;
 
 /// Exit codes of the `corral` binary (besides a critical program's status).
