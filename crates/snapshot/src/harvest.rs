@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cdp::{Cdp, CdpError};
-use crate::origins;
 use crate::page::ScratchPage;
 use crate::state::{Cookie, Item, OriginState, StorageState};
+use crate::{locate, origins};
 
 const COLLECT_JS: &str = include_str!("js/collect.js");
 
@@ -20,8 +20,12 @@ const COLLECT_JS: &str = include_str!("js/collect.js");
 pub struct HarvestOptions {
     /// `http://127.0.0.1:9223` (or a `ws://` browser URL).
     pub cdp: String,
-    /// Chromium's `--user-data-dir`, to find origins with no open tab.
+    /// Chromium's `--user-data-dir`, to find origins with no open tab; when
+    /// `None`, it is found (see [`crate::locate`]) unless `open_tabs_only`.
     pub profile: Option<PathBuf>,
+    /// Harvest only the origins of open tabs and cookie domains: no profile
+    /// needed, origins whose tab is closed are missed.
+    pub open_tabs_only: bool,
     /// Bound on each CDP call and each origin's page load.
     pub step_timeout: Duration,
 }
@@ -32,6 +36,75 @@ pub enum HarvestError {
     Cdp(#[from] CdpError),
     #[error("reading the profile: {0}")]
     Profile(String),
+    #[error("cannot find Chromium's profile (--user-data-dir): {0}; pass --profile DIR, or --open-tabs-only to harvest only open tabs and cookie domains")]
+    NoProfile(String),
+}
+
+/// The profile to read: `--profile`, else found by [`find_profile`], else
+/// `None` only when the user asked for open tabs only.
+pub async fn resolve_profile(
+    opts: &HarvestOptions,
+    cdp: &Arc<Cdp>,
+) -> Result<Option<PathBuf>, HarvestError> {
+    if let Some(p) = &opts.profile {
+        return Ok(Some(p.clone()));
+    }
+    if opts.open_tabs_only {
+        return Ok(None);
+    }
+    let found = find_profile(&opts.cdp, cdp, opts.step_timeout).await?;
+    tracing::info!(profile = %found.dir().display(), via = ?found, "found Chromium's profile");
+    Ok(Some(found.dir().to_path_buf()))
+}
+
+/// `serve` finds the profile once, at start (Chromium is ready by then:
+/// corral starts it after), rather than on every harvest.
+pub async fn locate_profile(opts: &HarvestOptions) -> Result<Option<PathBuf>, HarvestError> {
+    if opts.profile.is_some() || opts.open_tabs_only {
+        return Ok(opts.profile.clone());
+    }
+    let cdp = Arc::new(Cdp::connect(&opts.cdp, opts.step_timeout).await?);
+    resolve_profile(opts, &cdp).await
+}
+
+/// Chromium's user-data-dir: from /proc when it is a local process we may
+/// inspect, else from `chrome://version` read in a scratch page.
+pub async fn find_profile(
+    cdp_url: &str,
+    cdp: &Arc<Cdp>,
+    timeout: Duration,
+) -> Result<locate::Found, HarvestError> {
+    let mut tried = Vec::new();
+    if let Some(port) = locate::local_port(cdp_url) {
+        let found = tokio::task::spawn_blocking(move || locate::from_proc(port))
+            .await
+            .ok()
+            .flatten();
+        if let Some(f) = found {
+            return Ok(f);
+        }
+        tried.push(format!(
+            "no readable local process with a profile listens on port {port}"
+        ));
+    }
+    let page = ScratchPage::open(cdp.clone()).await?;
+    let shown = async {
+        page.goto_url("chrome://version", timeout).await?;
+        page.eval("document.getElementById('profile_path')?.textContent ?? ''")
+            .await
+    }
+    .await;
+    page.close().await;
+    let shown = shown?;
+    let path = shown.as_str().unwrap_or_default().trim().to_string();
+    if let Some(f) = locate::from_profile_path(&path) {
+        return Ok(f);
+    }
+    tried.push(match path.as_str() {
+        "" => "chrome://version shows no profile path".to_string(),
+        p => format!("chrome://version shows {p}, which is not a profile on this machine"),
+    });
+    Err(HarvestError::NoProfile(tried.join("; ")))
 }
 
 /// What a harvest found, and what it skipped.
@@ -53,7 +126,7 @@ pub async fn harvest(opts: &HarvestOptions) -> Result<Harvest, HarvestError> {
         .unwrap_or_default();
 
     let mut candidates: BTreeSet<String> = BTreeSet::new();
-    if let Some(profile) = &opts.profile {
+    if let Some(profile) = resolve_profile(opts, &cdp).await? {
         let dir = profile.clone();
         let found = tokio::task::spawn_blocking(move || origins::from_profile(&dir))
             .await

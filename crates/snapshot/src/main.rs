@@ -30,9 +30,14 @@ struct Source {
     /// Where to write the storage state (atomically, mode 0600).
     #[arg(long)]
     out: PathBuf,
-    /// Chromium's --user-data-dir: finds origins with no open tab.
+    /// Chromium's --user-data-dir: finds origins with no open tab. Found by
+    /// itself when not given (/proc of the process on the DevTools port, or
+    /// chrome://version); if it cannot be, the command fails.
     #[arg(long)]
     profile: Option<PathBuf>,
+    /// Without a profile: harvest only open tabs' origins and cookie domains.
+    #[arg(long, conflicts_with = "profile")]
+    open_tabs_only: bool,
     /// Bound on each step (a CDP call, one origin's page load).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     step_timeout: Duration,
@@ -43,6 +48,7 @@ impl Source {
         HarvestOptions {
             cdp: self.cdp.clone(),
             profile: self.profile.clone(),
+            open_tabs_only: self.open_tabs_only,
             step_timeout: self.step_timeout,
         }
     }
@@ -148,8 +154,27 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
+                let harvest_opts = source.options();
+                // Without --profile, looked for at once (each harvest looks
+                // too): a serve that cannot find it fails the way harvest
+                // does, rather than missing origins. Chromium not answering
+                // yet is no answer; meanwhile /healthz and the file on disk
+                // are served.
+                let no_profile = {
+                    let opts = harvest_opts.clone();
+                    async move {
+                        match corral_snapshot::harvest::locate_profile(&opts).await {
+                            Err(e @ corral_snapshot::harvest::HarvestError::NoProfile(_)) => e,
+                            Err(e) => {
+                                tracing::warn!("profile not found yet ({e}): each harvest looks for it");
+                                std::future::pending().await
+                            }
+                            Ok(_) => std::future::pending().await,
+                        }
+                    }
+                };
                 let server = Server::new(ServeOptions {
-                    harvest: source.options(),
+                    harvest: harvest_opts,
                     out: source.out,
                     interval,
                     fresh_timeout,
@@ -167,6 +192,10 @@ fn main() -> ExitCode {
                 tokio::select! {
                     _ = server.serve(listener) => {}
                     _ = stop => tracing::info!("corral-snapshot stopping"),
+                    e = no_profile => {
+                        eprintln!("corral-snapshot: {e}");
+                        return ExitCode::FAILURE;
+                    }
                 }
                 ExitCode::SUCCESS
             }

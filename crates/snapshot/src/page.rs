@@ -98,14 +98,16 @@ impl ScratchPage {
 
     /// Navigates to `origin` and waits until its (empty) document has loaded.
     pub async fn goto(&self, origin: &str, timeout: Duration) -> Result<(), CdpError> {
+        self.goto_url(&format!("{origin}/"), timeout).await
+    }
+
+    /// Navigates to `url` and waits for its load event.
+    pub async fn goto_url(&self, url: &str, timeout: Duration) -> Result<(), CdpError> {
+        let origin = url;
         let mut events = self.cdp.events();
         let nav = self
             .cdp
-            .call(
-                Some(&self.session),
-                "Page.navigate",
-                json!({ "url": format!("{origin}/") }),
-            )
+            .call(Some(&self.session), "Page.navigate", json!({ "url": url }))
             .await?;
         if let Some(err) = nav["errorText"].as_str() {
             return Err(CdpError::Protocol {
