@@ -6,6 +6,7 @@
 
 pub mod cdp;
 pub mod harvest;
+pub mod journal;
 pub mod locate;
 pub mod origins;
 pub mod page;

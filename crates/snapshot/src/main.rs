@@ -1,4 +1,5 @@
-//! `corral-snapshot harvest|serve|restore`: argument parsing over the library.
+//! `corral-snapshot harvest|serve|journal|replay|restore`: argument parsing
+//! over the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,21 @@ impl Source {
     }
 }
 
+/// The cookie journal's file and the profile whose cookie store it backs.
+#[derive(clap::Args)]
+struct JournalArgs {
+    #[arg(long)]
+    cdp: String,
+    /// The journal file (on the volume, beside the snapshots).
+    #[arg(long = "file")]
+    file: PathBuf,
+    /// Chromium's --user-data-dir (its cookie store's time decides).
+    #[arg(long)]
+    profile: PathBuf,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    step_timeout: Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Harvest once and write the file.
@@ -77,6 +93,23 @@ enum Command {
         /// Bound on a ?fresh=1 request's wait.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         fresh_timeout: Duration,
+    },
+    /// Keep the cookie journal: read the cookies every --interval, write
+    /// FILE (atomically) when the persistent ones changed; replay it after
+    /// every Chromium restart when it is newer than the cookie store.
+    Journal {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// Time between reads of the cookies.
+        #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
+    /// Replay the cookie journal once, if it is newer than the cookie store
+    /// (Chromium's readiness check): exit 0 when done or not needed, 1 while
+    /// Chromium does not answer.
+    Replay {
+        #[command(flatten)]
+        journal: JournalArgs,
     },
     /// Load a storage state into the running browser's persistent profile.
     Restore {
@@ -198,6 +231,42 @@ fn main() -> ExitCode {
                     }
                 }
                 ExitCode::SUCCESS
+            }
+            Command::Journal { journal: j, interval } => {
+                tracing::info!(file = %j.file.display(), interval = %humantime::format_duration(interval), "cookie journal");
+                let stop = async {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                        return std::future::pending().await;
+                    };
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                };
+                tokio::select! {
+                    _ = corral_snapshot::journal::run(&j.cdp, &j.file, &j.profile, interval, j.step_timeout) => {}
+                    _ = stop => {}
+                }
+                ExitCode::SUCCESS
+            }
+            Command::Replay { journal: j } => {
+                let t0 = std::time::Instant::now();
+                let cdp = match corral_snapshot::cdp::Cdp::connect(&j.cdp, j.step_timeout).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("corral-snapshot replay: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match corral_snapshot::journal::replay(&cdp, &j.file, &j.profile).await {
+                    Ok(r) => {
+                        corral_snapshot::journal::log(&r, t0.elapsed());
+                        corral_snapshot::journal::record(&j.file, &r, t0.elapsed());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("corral-snapshot replay: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
             }
             Command::Restore { cdp, input, step_timeout } => {
                 let text = match std::fs::read_to_string(&input) {
