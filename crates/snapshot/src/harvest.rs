@@ -2,7 +2,7 @@
 //! read over raw CDP from the running browser (live values, not the files on
 //! disk), for every origin found by [`crate::origins`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::cdp::{Cdp, CdpError};
 use crate::page::ScratchPage;
 use crate::state::{Cookie, Item, OriginState, StorageState};
-use crate::{locate, origins};
+use crate::{frames, locate, origins};
 
 const COLLECT_JS: &str = include_str!("js/collect.js");
 
@@ -26,6 +26,10 @@ pub struct HarvestOptions {
     /// Harvest only the origins of open tabs and cookie domains: no profile
     /// needed, origins whose tab is closed are missed.
     pub open_tabs_only: bool,
+    /// Read each origin by navigating the scratch page to it (the original
+    /// path, one navigation per origin) instead of grouping same-site
+    /// origins as iframes of one document (see [`crate::frames`]).
+    pub navigate_each: bool,
     /// Bound on each CDP call and each origin's page load.
     pub step_timeout: Duration,
 }
@@ -146,11 +150,37 @@ pub async fn harvest(opts: &HarvestOptions) -> Result<Harvest, HarvestError> {
         }
     }
 
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "cookies and origins"
+    );
     let page = ScratchPage::open(cdp.clone()).await?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "scratch page open"
+    );
+    let list: Vec<String> = candidates.into_iter().collect();
+    let mut read: HashMap<String, Result<Option<OriginState>, CdpError>> = HashMap::new();
+    if !opts.navigate_each {
+        read_grouped(&page, &list, opts.step_timeout, &mut read).await;
+    }
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "grouped reads done"
+    );
     let mut states = Vec::new();
     let mut skipped = Vec::new();
-    for origin in &candidates {
-        match read_origin(&page, origin, opts.step_timeout).await {
+    for origin in &list {
+        // Not read (or not readable) as a frame of a group: navigate to it.
+        let result = match read.remove(origin) {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => {
+                tracing::debug!(origin, "not read as a frame ({e}): navigating");
+                read_origin(&page, origin, opts.step_timeout).await
+            }
+            None => read_origin(&page, origin, opts.step_timeout).await,
+        };
+        match result {
             Ok(Some(state)) => states.push(state),
             Ok(None) => {}
             Err(e) => {
@@ -159,7 +189,15 @@ pub async fn harvest(opts: &HarvestOptions) -> Result<Harvest, HarvestError> {
             }
         }
     }
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "every origin read"
+    );
     page.close().await;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "scratch page closed"
+    );
     Ok(Harvest {
         state: StorageState {
             cookies,
@@ -170,6 +208,57 @@ pub async fn harvest(opts: &HarvestOptions) -> Result<Harvest, HarvestError> {
     })
 }
 
+/// Reads every origin of `list` whose group (see [`frames::groups`]) loads:
+/// one navigation per group, the rest as iframes, every frame's script run
+/// at once. What fails here is left out of `read` or an `Err`, and is read
+/// again by navigating to it.
+async fn read_grouped(
+    page: &ScratchPage,
+    list: &[String],
+    timeout: Duration,
+    read: &mut HashMap<String, Result<Option<OriginState>, CdpError>>,
+) {
+    let collect = format!("({COLLECT_JS})()");
+    for group in frames::groups(list) {
+        if group.len() == 1 {
+            continue; // one origin: the navigation path is the same work
+        }
+        let t = std::time::Instant::now();
+        tracing::debug!("group of {} at {}", group.len(), group[0]);
+        let frames = match frames::load_group(page, &group, timeout).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!("loading {} frames: {e}", group.len());
+                continue;
+            }
+        };
+        let reads = group.iter().map(|origin| {
+            let frame = frames.get(origin);
+            let collect = &collect;
+            async move {
+                let Some(frame) = frame else {
+                    return Err(CdpError::Protocol {
+                        method: "frames".into(),
+                        message: format!("{origin}: no frame"),
+                    });
+                };
+                let value = frames::eval_in_frame(page, frame, collect).await?;
+                parse_collected(origin, &value)
+            }
+        });
+        tracing::debug!(
+            ms = t.elapsed().as_millis() as u64,
+            "frames loaded: {}",
+            frames.len()
+        );
+        let results = futures_util::future::join_all(reads).await;
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "frames read");
+        for (origin, r) in group.iter().zip(results) {
+            read.insert(origin.clone(), r);
+        }
+    }
+}
+
 /// One origin's storage; `None` when it holds nothing.
 async fn read_origin(
     page: &ScratchPage,
@@ -178,6 +267,11 @@ async fn read_origin(
 ) -> Result<Option<OriginState>, CdpError> {
     page.goto(origin, timeout).await?;
     let text = page.eval(&format!("({COLLECT_JS})()")).await?;
+    parse_collected(origin, &text)
+}
+
+/// `collect.js`'s answer (a JSON string) as an origin's state.
+fn parse_collected(origin: &str, text: &Value) -> Result<Option<OriginState>, CdpError> {
     let parsed: Value = text
         .as_str()
         .and_then(|t| serde_json::from_str(t).ok())

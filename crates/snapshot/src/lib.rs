@@ -5,6 +5,7 @@
 //! token. See `docs/snapshot.md`.
 
 pub mod cdp;
+pub mod frames;
 pub mod harvest;
 pub mod journal;
 pub mod locate;

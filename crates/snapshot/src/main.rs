@@ -39,6 +39,10 @@ struct Source {
     /// Without a profile: harvest only open tabs' origins and cookie domains.
     #[arg(long, conflicts_with = "profile")]
     open_tabs_only: bool,
+    /// Navigate the scratch page to each origin (the original, slower path)
+    /// instead of loading same-site origins as iframes of one document.
+    #[arg(long, hide = true)]
+    navigate_each_origin: bool,
     /// Bound on each step (a CDP call, one origin's page load).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     step_timeout: Duration,
@@ -50,6 +54,7 @@ impl Source {
             cdp: self.cdp.clone(),
             profile: self.profile.clone(),
             open_tabs_only: self.open_tabs_only,
+            navigate_each: self.navigate_each_origin,
             step_timeout: self.step_timeout,
         }
     }
