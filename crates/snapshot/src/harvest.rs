@@ -123,41 +123,21 @@ pub struct Harvest {
 pub async fn harvest(opts: &HarvestOptions) -> Result<Harvest, HarvestError> {
     let started = Instant::now();
     let cdp = Arc::new(Cdp::connect(&opts.cdp, opts.step_timeout).await?);
-    let raw = cdp.call(None, "Storage.getCookies", json!({})).await?;
-    let cookies: Vec<Cookie> = raw["cookies"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Cookie::from_cdp).collect())
-        .unwrap_or_default();
-
-    let mut candidates: BTreeSet<String> = BTreeSet::new();
-    if let Some(profile) = resolve_profile(opts, &cdp).await? {
-        let dir = profile.clone();
-        let found = tokio::task::spawn_blocking(move || origins::from_profile(&dir))
-            .await
-            .map_err(|e| HarvestError::Profile(e.to_string()))?
-            .map_err(HarvestError::Profile)?;
-        candidates.extend(found);
-    }
-    let targets = cdp.call(None, "Target.getTargets", json!({})).await?;
-    for t in targets["targetInfos"].as_array().into_iter().flatten() {
-        if let Some(o) = t["url"].as_str().and_then(origins::normalize) {
-            candidates.insert(o);
+    // The scratch page opens (tens of ms of Chromium's work) while the
+    // cookies and the origins are gathered.
+    let (page, found) = tokio::join!(ScratchPage::open(cdp.clone()), discover(opts, &cdp));
+    // A page that failed to open has closed its own target.
+    let page = page?;
+    let (cookies, candidates) = match found {
+        Ok(f) => f,
+        Err(e) => {
+            page.close().await;
+            return Err(e);
         }
-    }
-    for c in &cookies {
-        if let Some(o) = origins::from_cookie_domain(&c.domain, c.secure) {
-            candidates.insert(o);
-        }
-    }
-
+    };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
-        "cookies and origins"
-    );
-    let page = ScratchPage::open(cdp.clone()).await?;
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "scratch page open"
+        "cookies, origins and scratch page"
     );
     let list: Vec<String> = candidates.into_iter().collect();
     let mut read: HashMap<String, Result<Option<OriginState>, CdpError>> = HashMap::new();
@@ -206,6 +186,39 @@ pub async fn harvest(opts: &HarvestOptions) -> Result<Harvest, HarvestError> {
         skipped,
         elapsed: started.elapsed(),
     })
+}
+
+/// The cookies, and the origins to read: the profile's, the open targets',
+/// the cookie domains' (see [`crate::origins`]).
+async fn discover(
+    opts: &HarvestOptions,
+    cdp: &Arc<Cdp>,
+) -> Result<(Vec<Cookie>, BTreeSet<String>), HarvestError> {
+    let raw = cdp.call(None, "Storage.getCookies", json!({})).await?;
+    let cookies: Vec<Cookie> = raw["cookies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Cookie::from_cdp).collect())
+        .unwrap_or_default();
+    let mut candidates: BTreeSet<String> = BTreeSet::new();
+    if let Some(profile) = resolve_profile(opts, cdp).await? {
+        let found = tokio::task::spawn_blocking(move || origins::from_profile(&profile))
+            .await
+            .map_err(|e| HarvestError::Profile(e.to_string()))?
+            .map_err(HarvestError::Profile)?;
+        candidates.extend(found);
+    }
+    let targets = cdp.call(None, "Target.getTargets", json!({})).await?;
+    for t in targets["targetInfos"].as_array().into_iter().flatten() {
+        if let Some(o) = t["url"].as_str().and_then(origins::normalize) {
+            candidates.insert(o);
+        }
+    }
+    for c in &cookies {
+        if let Some(o) = origins::from_cookie_domain(&c.domain, c.secure) {
+            candidates.insert(o);
+        }
+    }
+    Ok((cookies, candidates))
 }
 
 /// Reads every origin of `list` whose group (see [`frames::groups`]) loads:
