@@ -333,7 +333,7 @@ Cookie journal (\`corral-snapshot journal --interval 500ms\`, as under corral), 
 | idle (no cookie changes) | ${f1(idle.journal)} | ${f1(idle.chromium)} | ${idleWrites} |
 | ~10 cookie changes per second (\`Storage.setCookies\`, then 100 ms; ${busy.changes} changes in ${WINDOW_S} s) | ${f1(busy.journal)} | ${f1(busy.chromium)} | ${busyWrites} (at most one per 500 ms poll) |
 
-Restore on start (Chromium SIGKILLed with 20 journaled cookies its store lacks, started again, \`corral-snapshot replay\` run once DevTools answers; ${replayMs.length} runs): whole process median ${f1(rp.median)} ms (min ${f1(rp.min)}, max ${f1(rp.max)}), of which the replay itself (connect excluded, from its FILE.prom) median ${f1(ro.median)} ms; ${restored} of ${replayMs.length * 20} cookies back.
+Restore on start (Chromium SIGKILLed with 20 journaled cookies its store lacks, started again, \`corral-snapshot replay\` run once DevTools answers; ${replayMs.length} runs): whole process median ${f1(rp.median)} ms (min ${f1(rp.min)}, max ${f1(rp.max)}), of which the replay command's own time (connect, cookie-store read, CDP calls; from its FILE.prom) median ${f1(ro.median)} ms; ${restored} of ${replayMs.length * 20} cookies back.
 
 How the figures are made (bench/snapshot/measure.mjs):
 
