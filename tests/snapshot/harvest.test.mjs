@@ -279,6 +279,27 @@ test('Playwright browser.newContext({ storageState }) on /usr/bin/chromium sees 
   }
 });
 
+// The golden file: the same profile harvested by the original path, one
+// navigation per origin (--navigate-each-origin), must give the very same
+// bytes as the default path, which loads same-host origins (here a, b, dead
+// and user, all on 127.0.0.1) as iframes of one document.
+test('same bytes as the original one-navigation-per-origin path (golden file made by it)', async () => {
+  const golden = path.join(outDir, 'golden.json');
+  const r = await runSnapshot(['harvest', '--cdp', stack.cdp, '--out', golden, '--profile', stack.profile, '--navigate-each-origin']);
+  assert.equal(r.code, 0, r.stderr);
+  const again = path.join(outDir, 'again.json');
+  const r2 = await runSnapshot(['harvest', '--cdp', stack.cdp, '--out', again, '--profile', stack.profile], { env: { CORRAL_LOG: 'debug' } });
+  assert.equal(r2.code, 0, r2.stderr);
+  // It did read them as frames (no fallback to a navigation each): the
+  // 127.0.0.1 group (a, b, dead, user and the cookie-domain guess
+  // http://127.0.0.1) and the localhost one (c and http://localhost).
+  assert.match(r2.stderr, /frames loaded: 5/);
+  assert.match(r2.stderr, /frames loaded: 2/);
+  assert.doesNotMatch(r2.stderr, /not read as a frame/);
+  assert.equal(fs.readFileSync(again, 'utf8'), fs.readFileSync(golden, 'utf8'));
+  assert.equal(fs.readFileSync(out, 'utf8'), fs.readFileSync(golden, 'utf8'), 'the first harvest differs from the golden file');
+});
+
 test('Chromium down: harvest exits non-zero with a clear error and the old file is unchanged', async () => {
   const before = fs.readFileSync(out);
   const mtime = fs.statSync(out).mtimeMs;

@@ -9,4 +9,5 @@
 pub mod config;
 pub mod engine;
 pub mod prep_profile;
+pub mod prep_x11;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! `corral [--config PATH] [--check]`: the PID-1 init. Parses arguments,
 //! loads the config, and hands over to the library. `corral prep-profile
-//! DIR` is a small helper for `pre_start` (see `prep_profile`).
+//! DIR` and `corral prep-x11 :N` are small helpers for `pre_start` (see
+//! `prep_profile`, `prep_x11`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,15 @@ enum Helper {
         /// Chromium's --user-data-dir.
         dir: PathBuf,
     },
+    /// Clear an X display's stale lock and socket (for Xvfb's pre_start);
+    /// fails, touching nothing, if an X server answers on that display.
+    PrepX11 {
+        /// The display, `:99`.
+        display: String,
+        /// Where the X server keeps its lock and socket directory.
+        #[arg(long, default_value = "/tmp", hide = true)]
+        tmp: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +61,21 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("corral prep-profile: {e}");
                 exit::code(exit::FAILURE)
+            }
+        };
+    }
+    if let Some(Helper::PrepX11 { display, tmp }) = &args.helper {
+        use corral::prep_x11::{prep_x11, Outcome};
+        return match prep_x11(display, tmp) {
+            Ok(Outcome::Clean) => ExitCode::SUCCESS,
+            Ok(Outcome::Cleared(files)) => {
+                let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                eprintln!("corral prep-x11: removed stale {}", names.join(", "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("corral prep-x11: {e}");
+                ExitCode::FAILURE
             }
         };
     }

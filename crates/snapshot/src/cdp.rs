@@ -3,7 +3,7 @@
 //! `sessionId`, and events broadcast to whoever listens.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +44,10 @@ pub struct Cdp {
     events: broadcast::Sender<Event>,
     next_id: AtomicU64,
     timeout: Duration,
+    /// Set by the reader when the connection ends, before it fails the
+    /// waiting calls: a call made after that fails at once instead of
+    /// waiting out its timeout (a journal must notice a restart quickly).
+    closed: Arc<AtomicBool>,
 }
 
 /// `http://host:port` → the browser's `webSocketDebuggerUrl`, via
@@ -99,6 +103,8 @@ impl Cdp {
             let _ = sink.close().await;
         });
         let (p, ev) = (pending.clone(), events.clone());
+        let closed = Arc::new(AtomicBool::new(false));
+        let gone = closed.clone();
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
@@ -124,7 +130,9 @@ impl Cdp {
                     });
                 }
             }
-            // Closed: every caller still waiting learns it now.
+            // Closed: every caller still waiting learns it now, and every
+            // later one at once.
+            gone.store(true, Ordering::SeqCst);
             p.lock().unwrap_or_else(|e| e.into_inner()).clear();
         });
         Ok(Cdp {
@@ -133,6 +141,7 @@ impl Cdp {
             events,
             next_id: AtomicU64::new(1),
             timeout,
+            closed,
         })
     }
 
@@ -157,6 +166,13 @@ impl Cdp {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
+        if self.closed.load(Ordering::SeqCst) {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            return Err(CdpError::Closed);
+        }
         self.out
             .send(Message::text(msg.to_string()))
             .map_err(|_| CdpError::Closed)?;

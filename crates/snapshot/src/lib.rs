@@ -13,7 +13,10 @@
 //! a snapshot back into a browser; [`store`] writes files atomically.
 
 pub mod cdp;
+pub mod frames;
 pub mod harvest;
+pub mod journal;
+pub mod locate;
 pub mod origins;
 pub mod page;
 pub mod restore;

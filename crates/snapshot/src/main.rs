@@ -1,4 +1,5 @@
-//! `corral-snapshot harvest|serve|restore`: argument parsing over the library.
+//! `corral-snapshot harvest|serve|journal|replay|restore`: argument parsing
+//! over the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,9 +33,18 @@ struct Source {
     /// Where to write the storage state (atomically, mode 0600).
     #[arg(long)]
     out: PathBuf,
-    /// Chromium's --user-data-dir: finds origins with no open tab.
+    /// Chromium's --user-data-dir: finds origins with no open tab. Found by
+    /// itself when not given (/proc of the process on the DevTools port, or
+    /// chrome://version); if it cannot be, the command fails.
     #[arg(long)]
     profile: Option<PathBuf>,
+    /// Without a profile: harvest only open tabs' origins and cookie domains.
+    #[arg(long, conflicts_with = "profile")]
+    open_tabs_only: bool,
+    /// Navigate the scratch page to each origin (the original, slower path)
+    /// instead of loading same-site origins as iframes of one document.
+    #[arg(long, hide = true)]
+    navigate_each_origin: bool,
     /// Bound on each step (a CDP call, one origin's page load).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     step_timeout: Duration,
@@ -45,9 +55,26 @@ impl Source {
         HarvestOptions {
             cdp: self.cdp.clone(),
             profile: self.profile.clone(),
+            open_tabs_only: self.open_tabs_only,
+            navigate_each: self.navigate_each_origin,
             step_timeout: self.step_timeout,
         }
     }
+}
+
+/// The cookie journal's file and the profile whose cookie store it backs.
+#[derive(clap::Args)]
+struct JournalArgs {
+    #[arg(long)]
+    cdp: String,
+    /// The journal file (on the volume, beside the snapshots).
+    #[arg(long = "file")]
+    file: PathBuf,
+    /// Chromium's --user-data-dir (its cookie store's time decides).
+    #[arg(long)]
+    profile: PathBuf,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    step_timeout: Duration,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +100,23 @@ enum Command {
         /// Bound on a ?fresh=1 request's wait.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         fresh_timeout: Duration,
+    },
+    /// Keep the cookie journal: read the cookies every --interval, write
+    /// FILE (atomically) when the persistent ones changed; replay it after
+    /// every Chromium restart when it is newer than the cookie store.
+    Journal {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// Time between reads of the cookies.
+        #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
+    /// Replay the cookie journal once, if it is newer than the cookie store
+    /// (Chromium's readiness check): exit 0 when done or not needed, 1 while
+    /// Chromium does not answer.
+    Replay {
+        #[command(flatten)]
+        journal: JournalArgs,
     },
     /// Load a storage state into the running browser's persistent profile.
     Restore {
@@ -147,8 +191,27 @@ fn main() -> ExitCode {
                         return exit::code(exit::FAILURE);
                     }
                 };
+                let harvest_opts = source.options();
+                // Without --profile, looked for at once (each harvest looks
+                // too): a serve that cannot find it fails the way harvest
+                // does, rather than missing origins. Chromium not answering
+                // yet is no answer; meanwhile /healthz and the file on disk
+                // are served.
+                let no_profile = {
+                    let opts = harvest_opts.clone();
+                    async move {
+                        match corral_snapshot::harvest::locate_profile(&opts).await {
+                            Err(e @ corral_snapshot::harvest::HarvestError::NoProfile(_)) => e,
+                            Err(e) => {
+                                tracing::warn!("profile not found yet ({e}): each harvest looks for it");
+                                std::future::pending().await
+                            }
+                            Ok(_) => std::future::pending().await,
+                        }
+                    }
+                };
                 let server = Server::new(ServeOptions {
-                    harvest: source.options(),
+                    harvest: harvest_opts,
                     out: source.out,
                     interval,
                     fresh_timeout,
@@ -156,9 +219,52 @@ fn main() -> ExitCode {
                 });
                 tracing::info!(%listen, interval = %humantime::format_duration(interval), "corral-snapshot serving");
                 tokio::spawn(server.clone().periodic());
-                server.serve(listener, corral_serve::listen::stop_signal()).await;
-                tracing::info!("corral-snapshot stopped");
+                tokio::select! {
+                    _ = server.serve(listener, corral_serve::listen::stop_signal()) => {
+                        tracing::info!("corral-snapshot stopped");
+                    }
+                    e = no_profile => {
+                        eprintln!("corral-snapshot: {e}");
+                        return exit::code(exit::FAILURE);
+                    }
+                }
                 exit::code(exit::SUCCESS)
+            }
+            Command::Journal { journal: j, interval } => {
+                tracing::info!(file = %j.file.display(), interval = %humantime::format_duration(interval), "cookie journal");
+                let stop = async {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                        return std::future::pending().await;
+                    };
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                };
+                tokio::select! {
+                    _ = corral_snapshot::journal::run(&j.cdp, &j.file, &j.profile, interval, j.step_timeout) => {}
+                    _ = stop => {}
+                }
+                exit::code(exit::SUCCESS)
+            }
+            Command::Replay { journal: j } => {
+                let t0 = std::time::Instant::now();
+                let cdp = match corral_snapshot::cdp::Cdp::connect(&j.cdp, j.step_timeout).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("corral-snapshot replay: {e}");
+                        return exit::code(exit::FAILURE);
+                    }
+                };
+                match corral_snapshot::journal::replay(&cdp, &j.file, &j.profile).await {
+                    Ok(r) => {
+                        corral_snapshot::journal::log(&r, t0.elapsed());
+                        corral_snapshot::journal::record(&j.file, &r, t0.elapsed());
+                        exit::code(exit::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("corral-snapshot replay: {e}");
+                        exit::code(exit::FAILURE)
+                    }
+                }
             }
             Command::Restore { cdp, input, step_timeout } => {
                 let text = match std::fs::read_to_string(&input) {

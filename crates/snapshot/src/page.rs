@@ -27,7 +27,11 @@ pub struct ScratchPage {
     target: String,
     session: String,
     fulfiller: JoinHandle<()>,
+    /// Documents other than the empty one, by exact URL (see `serve`).
+    documents: Documents,
 }
+
+type Documents = Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>;
 
 impl ScratchPage {
     pub async fn open(cdp: Arc<Cdp>) -> Result<ScratchPage, CdpError> {
@@ -61,10 +65,22 @@ impl ScratchPage {
             .to_string();
         let mut events = cdp.events();
         let (c, s) = (cdp.clone(), session.clone());
-        let body = base64::engine::general_purpose::STANDARD.encode(EMPTY_PAGE);
+        let empty = base64::engine::general_purpose::STANDARD.encode(EMPTY_PAGE);
+        let documents: Documents = Arc::default();
+        let docs = documents.clone();
         let fulfiller = tokio::spawn(async move {
             while let Ok(ev) = events.recv().await {
                 if ev.method == "Fetch.requestPaused" && ev.session.as_deref() == Some(&s) {
+                    let url = ev.params["request"]["url"].as_str().unwrap_or_default();
+                    let doc = docs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(url)
+                        .cloned();
+                    let body = match doc {
+                        Some(d) => base64::engine::general_purpose::STANDARD.encode(d),
+                        None => empty.clone(),
+                    };
                     c.send(
                         Some(&s),
                         "Fetch.fulfillRequest",
@@ -83,6 +99,7 @@ impl ScratchPage {
             target,
             session,
             fulfiller,
+            documents,
         };
         let s = Some(page.session.as_str());
         page.cdp
@@ -96,16 +113,34 @@ impl ScratchPage {
         Ok(page)
     }
 
+    /// Answers requests for exactly `url` with `html` instead of the empty
+    /// document, until `forget`.
+    pub fn serve(&self, url: &str, html: String) {
+        self.documents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(url.to_string(), html);
+    }
+
+    pub fn forget(&self, url: &str) {
+        self.documents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(url);
+    }
+
     /// Navigates to `origin` and waits until its (empty) document has loaded.
     pub async fn goto(&self, origin: &str, timeout: Duration) -> Result<(), CdpError> {
+        self.goto_url(&format!("{origin}/"), timeout).await
+    }
+
+    /// Navigates to `url` and waits for its load event.
+    pub async fn goto_url(&self, url: &str, timeout: Duration) -> Result<(), CdpError> {
+        let origin = url;
         let mut events = self.cdp.events();
         let nav = self
             .cdp
-            .call(
-                Some(&self.session),
-                "Page.navigate",
-                json!({ "url": format!("{origin}/") }),
-            )
+            .call(Some(&self.session), "Page.navigate", json!({ "url": url }))
             .await?;
         if let Some(err) = nav["errorText"].as_str() {
             return Err(CdpError::Protocol {
@@ -127,15 +162,33 @@ impl ScratchPage {
             .map_err(|_| CdpError::Timeout(format!("loading {origin}")))
     }
 
+    pub fn cdp(&self) -> &Cdp {
+        &self.cdp
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
     /// Evaluates an expression (awaiting a promise) and returns its value.
     pub async fn eval(&self, expression: &str) -> Result<Value, CdpError> {
+        self.eval_with(expression, None).await
+    }
+
+    /// As `eval`, in execution context `context` (else the top frame's).
+    pub async fn eval_with(
+        &self,
+        expression: &str,
+        context: Option<Value>,
+    ) -> Result<Value, CdpError> {
+        let mut params =
+            json!({ "expression": expression, "awaitPromise": true, "returnByValue": true });
+        if let Some(c) = context {
+            params["contextId"] = c;
+        }
         let r = self
             .cdp
-            .call(
-                Some(&self.session),
-                "Runtime.evaluate",
-                json!({ "expression": expression, "awaitPromise": true, "returnByValue": true }),
-            )
+            .call(Some(&self.session), "Runtime.evaluate", params)
             .await?;
         if let Some(ex) = r.get("exceptionDetails") {
             let message = ex["exception"]["description"]

@@ -2,7 +2,8 @@
 //! directory (so the final `renameat` is atomic — same filesystem), is
 //! fsynced, and only then renamed over the target. A reader sees the old
 //! file or the new one, never a torn one; a failed or abandoned write
-//! leaves nothing behind (the temp file is unlinked on drop).
+//! leaves nothing behind (the temp file is unlinked on drop), and one
+//! killed outright is cleaned up by the next write of the same name.
 
 use std::os::fd::OwnedFd;
 
@@ -42,6 +43,7 @@ impl TempFile {
             }
             _ => None,
         };
+        remove_stale_temps(&dir, name);
         for _ in 0..16 {
             let tmp = format!(".{}.corral-{}", truncate(name, 200), random_suffix());
             match nix::fcntl::openat(
@@ -201,6 +203,55 @@ pub fn random_suffix() -> String {
     format!("{:016x}", h.finish())
 }
 
+/// Temporary files older than this are leftovers of a killed writer.
+const STALE_SECS: i64 = 600;
+
+/// A write killed between creating its temporary file and renaming it (a
+/// SIGKILL of the container) leaves `.NAME.corral-XXXX` behind — Drop never
+/// ran. The next write of NAME removes such siblings, but only old ones,
+/// never a write in progress. Best effort: errors are ignored.
+fn remove_stale_temps(dir: &OwnedFd, name: &str) {
+    use nix::sys::stat::fstatat;
+    let prefix = format!(".{}.corral-", truncate(name, 200));
+    let Ok(here) = nix::fcntl::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let Ok(mut entries) = nix::dir::Dir::from_fd(here) else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let stale: Vec<std::ffi::CString> = entries
+        .iter()
+        .flatten()
+        .filter(|e| e.file_name().to_bytes().starts_with(prefix.as_bytes()))
+        .map(|e| e.file_name().to_owned())
+        .collect();
+    for file in stale {
+        let Ok(st) = fstatat(
+            dir,
+            file.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
+            continue;
+        };
+        if kind(&st) == SFlag::S_IFREG && now - st.st_mtime > STALE_SECS {
+            let _ = nix::unistd::unlinkat(
+                dir,
+                file.as_c_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
+    }
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
@@ -222,6 +273,36 @@ mod tests {
                 .map(|c| Ok(Bytes::from_static(c)))
                 .collect::<Vec<_>>(),
         )
+    }
+
+    #[test]
+    fn a_killed_writes_old_temp_file_is_removed_by_the_next_write() {
+        let t = tempfile::tempdir().unwrap();
+        let old = t.path().join(".f.corral-dead1");
+        let fresh = t.path().join(".f.corral-live2");
+        let other = t.path().join(".g.corral-dead3");
+        for p in [&old, &fresh, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for p in [&old, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        let r = Root::new(t.path()).unwrap();
+        let (dir, name) = r.parent(&RelPath::parse("/f").unwrap(), "write").unwrap();
+        let tf = TempFile::create(dir, &name, "/f").unwrap();
+        assert!(!old.exists(), "the stale temp file of f is left");
+        assert!(
+            fresh.exists(),
+            "a recent one (a write in progress) was removed"
+        );
+        assert!(other.exists(), "another file's temp file was touched");
+        drop(tf);
     }
 
     #[tokio::test]
