@@ -10,7 +10,10 @@ import os from 'node:os';
 import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 
-import { startStack, waitFor, ALIAS_HOST } from './lib/stack.mjs';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startStack, waitFor, ALIAS_HOST, BIN } from './lib/stack.mjs';
 import { rawExchange, parseHttp, openWs, Cdp, within } from './lib/clients.mjs';
 
 const ALIAS = ALIAS_HOST;
@@ -240,6 +243,20 @@ test('1000 Runtime.evaluate sent back-to-back on one WebSocket: answers arrive i
     await ws.closed;
     await stack.get('cdp', `/json/close/${target.id}`);
   }
+});
+
+test('the 101 says exactly `Connection: Upgrade`, and a strict client (corral-snapshot, tungstenite) harvests through the bridge', async () => {
+  const port = stack.ports.cdp;
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const raw = await rawExchange(port, [`GET /devtools/browser HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`], { timeoutMs: 2_000 });
+  const head = raw.data.toString('latin1').split('\r\n\r\n')[0];
+  assert.match(head, /^HTTP\/1\.1 101 /, head);
+  const connection = head.split('\r\n').filter((l) => /^connection:/i.test(l)).map((l) => l.split(':')[1].trim());
+  assert.deepEqual(connection, ['Upgrade'], head);
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'corral-cdp-strict-')), 'state.json');
+  const { stderr } = await promisify(execFile)(path.join(BIN, 'corral-snapshot'),
+    ['harvest', '--cdp', `http://127.0.0.1:${port}`, '--out', out, '--open-tabs-only'], { timeout: 60_000 });
+  assert.ok(JSON.parse(fs.readFileSync(out, 'utf8')).cookies, stderr);
 });
 
 test('a binary frame holding UTF-8 is relayed as text; non-UTF-8 binary is refused with 1003', async () => {

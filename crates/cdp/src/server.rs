@@ -94,7 +94,11 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) 
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(crate::HEADER_TIMEOUT)
-        .keep_alive(false)
+        // Every HTTP answer carries `Connection: close` itself (error(),
+        // forward()); with keep_alive(false) hyper would also append
+        // `close` to the 101, and strict clients (tungstenite: Rust CDP
+        // clients, corral-snapshot itself) refuse `Connection: Upgrade, close`.
+        .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
