@@ -81,12 +81,10 @@ impl PolicyArgs {
     /// a tokio runtime (a token file is watched by a task). Errors are
     /// usage errors: the caller exits 2 with the message.
     pub fn build(&self, svc: &Service) -> Result<Policy, String> {
-        let env = |suffix: &str| {
-            std::env::var(format!("CORRAL_{}_{suffix}", svc.name))
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-        };
-        self.build_with(svc, env("TOKEN"), env("TOKEN_FILE").map(PathBuf::from))
+        let var = |suffix: &str| std::env::var(format!("CORRAL_{}_{suffix}", svc.name)).ok();
+        // A set but empty token is a mistake to report (exit 2), not "no token".
+        let file = var("TOKEN_FILE").filter(|v| !v.trim().is_empty());
+        self.build_with(svc, var("TOKEN"), file.map(PathBuf::from))
     }
 
     /// [`PolicyArgs::build`] with the token already read from the
