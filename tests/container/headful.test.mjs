@@ -45,7 +45,7 @@ const VIEW_TOKEN = `${TOKEN}-view`;
 // Every listener's token through the environment, as a Secret would give them.
 const TOKENS = { CORRAL_SNAPSHOT_TOKEN: TOKEN, CORRAL_CDP_TOKEN: TOKEN, CORRAL_LIVE_TOKEN: TOKEN, CORRAL_LIVE_VIEW_TOKEN: VIEW_TOKEN };
 const PORTS = [9222, 9100, 6080, 8088];
-const PROGRAMS = ['xvfb', 'chromium', 'x11vnc', 'novnc', 'cdp', 'snapshot', 'api'];
+const PROGRAMS = ['xvfb', 'chromium', 'x11vnc', 'novnc', 'journal', 'cdp', 'snapshot', 'api'];
 const CHAOS_KILLS = Number(process.env.CHAOS_KILLS ?? 100);
 const SHOTS = process.env.E2E_OUT ?? fs.mkdtempSync(path.join(os.tmpdir(), 'corral-e2e-'));
 
@@ -62,7 +62,7 @@ const run = (key) =>
 /** The status code of one raw HTTP exchange with 127.0.0.1:port. */
 function rawStatus(port, request) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1', () => sock.end(request));
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(request));
     let data = '';
     sock.on('data', (d) => (data += d));
     sock.on('end', () => resolve(Number(data.split(' ')[1])));
