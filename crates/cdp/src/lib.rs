@@ -11,13 +11,15 @@
 //! `corral-serve`) and answers their HTTP requests (policy, `/json`
 //! forwarding); [`gate`] is the connection cap that closes the oldest idle
 //! connection to make room; [`upstream`] talks HTTP to Chromium's DevTools
-//! port on fresh connections; [`rewrite`] rewrites the WebSocket URLs in
+//! port on fresh connections, held as down until [`ready`] (corral's word
+//! that the chromium program is ready) passes when asked to; [`rewrite`] rewrites the WebSocket URLs in
 //! `/json` answers to the host the client used; `ws` turns upgrades into a
 //! fresh upstream WebSocket each; `relay` moves frames both ways with
 //! back-pressure; `frame` re-frames a byte stream without I/O.
 
 mod frame;
 pub mod gate;
+pub mod ready;
 mod relay;
 pub mod rewrite;
 mod server;
@@ -42,6 +44,8 @@ pub struct Options {
     pub upstream: String,
     /// While Chromium is down, hold requests up to this long (else 503 at once).
     pub wait_ready: Option<Duration>,
+    /// Chromium counts as down until corral reports this program ready.
+    pub ready: Option<ready::ReadyCheck>,
     /// Who may connect: token, Origin, Host (`corral-serve`).
     pub policy: corral_serve::Policy,
     pub max_connections: usize,
@@ -65,7 +69,7 @@ pub struct Context {
 /// WebSockets are closed with 1001 and the function returns.
 pub async fn run(listener: TcpListener, opts: Options, shutdown: watch::Receiver<bool>) {
     let ctx = Arc::new(Context {
-        upstream: upstream::Upstream::new(opts.upstream),
+        upstream: upstream::Upstream::with_ready(opts.upstream, opts.ready),
         wait_ready: opts.wait_ready,
         policy: opts.policy,
         gate: gate::Gate::new(opts.max_connections),

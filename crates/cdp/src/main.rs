@@ -28,6 +28,14 @@ struct Args {
     /// answering 503 at once (e.g. "10s").
     #[arg(long, value_parser = humantime::parse_duration)]
     wait_ready: Option<Duration>,
+    /// Let clients reach Chromium only while corral reports this program
+    /// ready (e.g. "chromium", whose readiness check restores the cookie
+    /// journal); 503 (or held, with --wait-ready) otherwise.
+    #[arg(long, value_name = "PROGRAM")]
+    ready_program: Option<String>,
+    /// corral's control socket, asked by --ready-program.
+    #[arg(long, default_value = corral_proto::DEFAULT_SOCKET)]
+    control_socket: std::path::PathBuf,
     /// Who may connect (token, Origin, Host): docs/security.md.
     #[command(flatten)]
     policy: PolicyArgs,
@@ -98,6 +106,10 @@ fn main() -> ExitCode {
         let opts = Options {
             upstream: args.upstream,
             wait_ready: args.wait_ready,
+            ready: args.ready_program.map(|program| corral_cdp::ready::ReadyCheck {
+                socket: args.control_socket,
+                program,
+            }),
             policy,
             max_connections: args.max_connections,
             ping_interval: args.ping_interval,

@@ -13,6 +13,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::ready::ReadyCheck;
+
 /// Largest answer read from Chrome (`/json/protocol` is about 1 MiB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 /// A request to Chrome that takes longer than this has failed.
@@ -37,12 +39,23 @@ pub enum UpstreamError {
 pub struct Upstream {
     /// `127.0.0.1:9223`: where to connect, and the Host sent.
     pub authority: String,
+    /// When set, Chromium counts as down until corral reports it ready.
+    pub ready: Option<ReadyCheck>,
 }
 
 impl Upstream {
     pub fn new(authority: impl Into<String>) -> Upstream {
         Upstream {
             authority: authority.into(),
+            ready: None,
+        }
+    }
+
+    /// Like [`Upstream::new`], but held as down until `ready` passes.
+    pub fn with_ready(authority: impl Into<String>, ready: Option<ReadyCheck>) -> Upstream {
+        Upstream {
+            ready,
+            ..Upstream::new(authority)
         }
     }
 
@@ -73,8 +86,15 @@ impl Upstream {
         }
     }
 
-    /// A fresh TCP connection to Chrome.
+    /// A fresh TCP connection to Chrome, once it is ready (if asked to wait
+    /// for corral's word on that).
     pub async fn connect(&self) -> Result<TcpStream, UpstreamError> {
+        if let Some(ready) = &self.ready {
+            ready.check().await.map_err(|why| UpstreamError::Down {
+                addr: self.authority.clone(),
+                source: std::io::Error::other(why),
+            })?;
+        }
         let stream = TcpStream::connect(&self.authority)
             .await
             .map_err(|source| UpstreamError::Down {

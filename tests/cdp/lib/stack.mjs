@@ -7,6 +7,7 @@
 // Nothing here sleeps to synchronise: readiness and every "it is back" are real
 // conditions polled with a deadline (`waitFor`).
 
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,14 +65,21 @@ export function threadCount(pid) {
  *   bridges: { NAME: { args: [...], env: {...}, rlimits: 'nofile = 4096' } }
  * Returns a Stack; call `stop()` in an after() hook.
  */
-export async function startStack({ name, bridges = { cdp: {} }, chromiumBackoff } = {}) {
+export async function startStack({ name, bridges = { cdp: {} }, chromiumBackoff, chromiumReady } = {}) {
   const display = freeDisplay();
-  const { dir, upstream, socket, config, cfg: base } = await xvfbChromium({ suite: 'cdp', name, display, stopTimeout: '5s' });
+  const { dir, upstream, socket, config, cfg: generated } = await xvfbChromium({ suite: 'cdp', name, display, stopTimeout: '5s' });
+  // chromiumReady: another readiness check for Chromium (a TOML inline table).
+  const base = chromiumReady ? generated.replace(/^ready = \{ tcp = .*$/m, (line) => {
+    assert(line.includes(`:${upstream}"`), line);
+    return `ready = ${chromiumReady}`;
+  }) : generated;
   const ports = {};
   for (const b of Object.keys(bridges)) ports[b] = await freePort();
   let cfg = `${base}stop_timeout = "5s"\n`;
   if (chromiumBackoff) cfg += `backoff = ${chromiumBackoff}\n`;
   for (const [b, spec] of Object.entries(bridges)) {
+    // `{SOCKET}` in a bridge's args: corral's control socket.
+    const args = (spec.args ?? []).map((a) => a.replaceAll('{SOCKET}', socket));
     const cmd = [
       path.join(BIN, 'corral-cdp'),
       '--listen',
@@ -84,7 +92,7 @@ export async function startStack({ name, bridges = { cdp: {} }, chromiumBackoff 
       // (docs/security.md).
       '--allow-host',
       `${ALIAS_HOST},${os.hostname()},cdp.example.internal`,
-      ...(spec.args ?? []),
+      ...args,
     ];
     cfg += `
 [programs.${b}]
