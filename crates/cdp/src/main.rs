@@ -42,6 +42,9 @@ struct Args {
     /// Open connections at most; past it the oldest idle one is closed.
     #[arg(long, default_value_t = 2048)]
     max_connections: usize,
+    /// Threads relaying (1: everything on the main thread).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
     /// WebSocket ping interval towards clients.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     ping_interval: Duration,
@@ -78,11 +81,21 @@ fn main() -> ExitCode {
             }
         };
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // One thread by default: a relayed message is one read and one write,
+    // and running the woken task on the thread that polled the socket (no
+    // hand-over to another worker, no waking an idle one) is what keeps the
+    // added latency at a byte relay's (docs/benchmarks.md).
+    let built = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(args.threads))
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("corral-cdp: cannot start the runtime: {e}");
