@@ -18,6 +18,14 @@
 //! 255/0 QEMU extended key event. The gate streams: only a message's fixed
 //! head (at most 20 bytes) is held back until it is complete; bodies flow
 //! (or are skipped) as they arrive, whatever their length.
+//!
+//! Control can end while the human holds a key or a mouse button (the
+//! lease expires mid-drag). Dropping the release would leave it held in
+//! the X server (auto-repeat, a drag that never ends), so the gate
+//! remembers what it let down: the release of a key it let down always
+//! passes, and the first pointer event dropped while buttons are down is
+//! replaced by a release of every button where the pointer was. Nothing
+//! else gets through: a release cannot type or click.
 
 /// Where the gate is in the viewer's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +46,11 @@ pub struct Gate {
     head: Vec<u8>,
     /// Input messages dropped so far (for the log).
     pub dropped: u64,
+    /// Keys let down and not yet released: (message type, key bytes).
+    held_keys: std::collections::BTreeSet<(u8, [u8; 8])>,
+    /// Pointer buttons let down, and where the pointer was let to.
+    buttons: u8,
+    at: [u8; 4],
 }
 
 impl Default for Gate {
@@ -99,12 +112,58 @@ fn body_len(head: &[u8]) -> u64 {
     }
 }
 
+/// A key message's identity and whether it presses: KeyEvent (4: down
+/// flag, keysym) and QEMU extended key event (255/0: down, keysym, keycode).
+fn key(head: &[u8]) -> Option<(bool, [u8; 8])> {
+    let mut id = [0u8; 8];
+    match head[0] {
+        4 => {
+            id[..4].copy_from_slice(&head[4..8]);
+            Some((head[1] != 0, id))
+        }
+        255 => {
+            id.copy_from_slice(&head[4..12]);
+            Some((head[2] != 0 || head[3] != 0, id))
+        }
+        _ => None,
+    }
+}
+
 impl Gate {
+    /// Decides on the complete input message in `head`, keeping track of
+    /// what is held down; may append a synthesized pointer release.
+    fn input(&mut self, allowed: bool, out: &mut Vec<u8>) -> bool {
+        let kind = self.head[0];
+        if let Some((down, id)) = key(&self.head) {
+            if allowed && down {
+                self.held_keys.insert((kind, id));
+                return true;
+            }
+            // A release passes if it was let down (even without control).
+            return self.held_keys.remove(&(kind, id)) || allowed;
+        }
+        if kind == 5 {
+            if allowed {
+                self.buttons = self.head[1];
+                self.at.copy_from_slice(&self.head[2..6]);
+            } else if self.buttons != 0 {
+                out.push(5);
+                out.push(0);
+                out.extend_from_slice(&self.at);
+                self.buttons = 0;
+            }
+        }
+        allowed
+    }
+
     pub fn new() -> Gate {
         Gate {
             state: State::ClientInit,
             head: Vec::with_capacity(20),
             dropped: 0,
+            held_keys: Default::default(),
+            buttons: 0,
+            at: [0; 4],
         }
     }
 
@@ -146,7 +205,7 @@ impl Gate {
                     if head_len(&self.head)? != Some(self.head.len()) {
                         continue;
                     }
-                    let forward = !is_input(self.head[0]) || may_input();
+                    let forward = !is_input(self.head[0]) || self.input(may_input(), out);
                     if forward {
                         out.extend_from_slice(&self.head);
                     } else {

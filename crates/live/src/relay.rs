@@ -85,7 +85,21 @@ pub async fn upgrade(
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let lease = opts.lease.clone();
-    let may_input = move || access == Access::Control && lease.held();
+    // Logged when it changes for this viewer (not per message): what an
+    // operator, and the hand-over tests, look for.
+    let last = std::sync::atomic::AtomicU8::new(0);
+    let may_input = move || {
+        let now = access == Access::Control && lease.held();
+        let code = if now { 2 } else { 1 };
+        if last.swap(code, std::sync::atomic::Ordering::Relaxed) != code {
+            if now {
+                tracing::info!(%peer, "viewer input passes: a human holds the live view");
+            } else {
+                tracing::info!(%peer, ?access, "viewer input dropped: no control lease");
+            }
+        }
+        now
+    };
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;

@@ -109,13 +109,13 @@ fn every_novnc_message_is_framed_and_only_input_is_dropped() {
 
 #[test]
 fn the_decision_is_per_message_when_its_head_is_complete() {
-    // Key down allowed, then control is lost: key up dropped, and a
-    // pointer event's clipboard-sized neighbour is skipped whole.
+    // Key down allowed, then control is lost: a clipboard message is
+    // skipped whole, the update request passes.
     let key_down = [4, 1, 0, 0, 0, 0, 0, 0x61];
-    let key_up = [4, 0, 0, 0, 0, 0, 0, 0x61];
     let cut = [6, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c'];
+    let other_down = [4, 1, 0, 0, 0, 0, 0, 0x62];
     let update = [3, 1, 0, 0, 0, 0, 0, 10, 0, 10];
-    let stream = [&[1u8][..], &key_down, &key_up, &cut, &update].concat();
+    let stream = [&[1u8][..], &key_down, &cut, &other_down, &update].concat();
     let mut answers = [true, false, false].into_iter();
     let mut gate = Gate::new();
     let mut out = Vec::new();
@@ -123,6 +123,48 @@ fn the_decision_is_per_message_when_its_head_is_complete() {
         .unwrap();
     assert_eq!(out, [&[1u8][..], &key_down, &update].concat());
     assert_eq!(gate.dropped, 2);
+}
+
+#[test]
+fn what_was_let_down_is_let_up_after_control_ends() {
+    let a_down = [4, 1, 0, 0, 0, 0, 0, 0x61];
+    let a_up = [4, 0, 0, 0, 0, 0, 0, 0x61];
+    let b_up = [4, 0, 0, 0, 0, 0, 0, 0x62];
+    let q_down = [255, 0, 0, 1, 0, 0, 0, 0x63, 0, 0, 0, 0x2e];
+    let q_up = [255, 0, 0, 0, 0, 0, 0, 0x63, 0, 0, 0, 0x2e];
+    let press = [5, 1, 0, 10, 0, 20]; // button 1 down at (10, 20)
+    let drag = [5, 1, 0, 90, 0, 90];
+    let stream = [
+        &[1u8][..],
+        &a_down,
+        &q_down,
+        &press,
+        &drag,
+        &a_up,
+        &b_up,
+        &q_up,
+        &a_up,
+    ]
+    .concat();
+    // Control for the first three input messages only.
+    let mut n = 0;
+    let mut gate = Gate::new();
+    let mut out = Vec::new();
+    gate.feed(&stream, &mut out, || {
+        n += 1;
+        n <= 3
+    })
+    .unwrap();
+    let release = [5, 0, 0, 10, 0, 20]; // every button up, where it was
+    assert_eq!(
+        out,
+        [&[1u8][..], &a_down, &q_down, &press, &release, &a_up, &q_up].concat(),
+        "the drag became a release; a and the QEMU key come up once; b (never let down) and the second a-up are dropped"
+    );
+    // Once released, nothing more is synthesized.
+    out.clear();
+    gate.feed(&drag, &mut out, || false).unwrap();
+    assert!(out.is_empty());
 }
 
 #[test]
@@ -157,6 +199,47 @@ fn a_huge_clipboard_is_skipped_without_being_held() {
     assert!(gate.head.capacity() <= 20);
 }
 
+/// The gate's rules over whole messages (no framing): the reference the
+/// streaming gate is checked against.
+#[derive(Default)]
+struct Model {
+    keys: std::collections::BTreeSet<(u8, Vec<u8>)>,
+    buttons: u8,
+    at: Vec<u8>,
+}
+
+impl Model {
+    fn message(&mut self, m: &[u8], allowed: bool, out: &mut Vec<u8>) {
+        let key = match m[0] {
+            4 => Some((m[1] != 0, m[4..8].to_vec())),
+            255 => Some((m[2] != 0 || m[3] != 0, m[4..12].to_vec())),
+            _ => None,
+        };
+        let pass = match key {
+            Some((true, id)) if allowed => {
+                self.keys.insert((m[0], id));
+                true
+            }
+            Some((_, id)) => self.keys.remove(&(m[0], id)) || allowed,
+            None if m[0] == 5 && allowed => {
+                self.buttons = m[1];
+                self.at = m[2..6].to_vec();
+                true
+            }
+            None if m[0] == 5 && self.buttons != 0 => {
+                out.extend([5, 0]);
+                out.extend(&self.at);
+                self.buttons = 0;
+                false
+            }
+            None => allowed,
+        };
+        if pass {
+            out.extend(m);
+        }
+    }
+}
+
 #[test]
 fn property_random_message_streams_cut_anywhere() {
     let mut rng = Rng(0x5eed);
@@ -164,16 +247,24 @@ fn property_random_message_streams_cut_anywhere() {
         let count = 1 + rng.below(30);
         let mut stream = vec![rng.below(2) as u8];
         let mut decisions = Vec::new();
+        let mut model = Model::default();
         let mut want = stream.clone();
         for _ in 0..count {
             let kind = KINDS[rng.below(KINDS.len() as u64) as usize];
-            let m = message(&mut rng, kind);
-            let allowed = !is_input(kind) || {
+            let mut m = message(&mut rng, kind);
+            if kind == 4 || kind == 255 {
+                // Few distinct keys, so presses and releases meet.
+                let k = rng.below(3) as u8;
+                m[4..8].copy_from_slice(&[0, 0, 0, k]);
+            }
+            if kind == 255 {
+                m[8..12].copy_from_slice(&[0, 0, 0, 0]);
+            }
+            if is_input(kind) {
                 let d = rng.below(2) == 0;
                 decisions.push(d);
-                d
-            };
-            if allowed {
+                model.message(&m, d, &mut want);
+            } else {
                 want.extend(&m);
             }
             stream.extend(m);
