@@ -74,8 +74,22 @@ async function api(method, p, body) {
 
 const received = () => target.evaluate(() => window.keys.join(''));
 const logCount = (re) => (stack.programLog('novnc').match(re) ?? []).length;
-const DROPPED = /viewer input dropped: no control lease/g;
 const PASSES = /viewer input passes: a human holds the live view/g;
+
+/** The peer (127.0.0.1:PORT) corral-live logged for its newest connection with this access. */
+const newestPeer = (access) =>
+  [...stack.programLog('novnc').matchAll(/live view open peer=(\S+) access=(\w+)/g)].filter((m) => m[2] === access).at(-1)?.[1];
+/** How often corral-live logged that this viewer's input started being dropped. */
+const drops = (peer) => stack.programLog('novnc').split('\n').filter((l) => l.includes('viewer input dropped: no control lease') && l.includes(`peer=${peer} `)).length;
+
+/** Waits on corral-live's log; on timeout, says what the log holds. */
+async function waitLog(what, check) {
+  try {
+    await waitFor(what, check, { timeoutMs: 15_000 });
+  } catch (e) {
+    throw new Error(`${e.message}\n--- novnc.log (tail) ---\n${stack.programLog('novnc').split('\n').filter((l) => !l.includes('GET /')).slice(-20).join('\n')}`);
+  }
+}
 
 /** noVNC's own page from corral-live, connected, its canvas focused (keys go to the VNC server). */
 async function noVNC(url) {
@@ -88,21 +102,25 @@ async function noVNC(url) {
 }
 
 let human; // the control token's noVNC (the one-click URL: view_only off)
+let humanPeer; // its connection, as corral-live logs it
 let viewer; // the view token's noVNC with view_only switched OFF by hand (a bypass attempt)
 
 test('view-only by default: a real noVNC client types, nothing reaches the page; the view token is refused even with view_only off', async () => {
   assert.deepEqual((await api('GET', '/live')).json.control, 'agent');
   human = await noVNC(`http://127.0.0.1:${stack.ports.live}/?token=${stack.token('LIVE')}`);
   assert.equal(new URL(human.url()).searchParams.get('view_only'), null, 'the control page is not client-side view-only');
-  const before = logCount(DROPPED);
+  humanPeer = newestPeer('Control');
+  assert.ok(humanPeer, 'corral-live logged the control viewer');
   await human.keyboard.type('q');
-  await waitFor('corral-live to drop the control viewer’s key', () => logCount(DROPPED) > before);
+  // Logged at this viewer's first input message (the key, or anything noVNC sent before it).
+  await waitLog('corral-live to drop the control viewer’s input', () => drops(humanPeer) >= 1);
   // A noVNC page that does not ask for view-only, with the view token.
   const path = encodeURIComponent(`websockify?token=${stack.token('LIVE_VIEW')}`);
   viewer = await noVNC(`http://127.0.0.1:${stack.ports.live}/vnc.html?autoconnect=true&path=${path}`);
+  const viewerPeer = newestPeer('ViewOnly');
+  assert.ok(viewerPeer, 'corral-live logged the view viewer');
   await viewer.keyboard.type('v');
-  await waitFor('corral-live to drop the view viewer’s key', () => logCount(DROPPED) > before + 1);
-  assert.match(stack.programLog('novnc'), /viewer input dropped: no control lease.*access=ViewOnly/);
+  await waitLog('corral-live to drop the view viewer’s input', () => drops(viewerPeer) >= 1);
   assert.equal(await received(), '', 'no key reached the page');
 });
 
@@ -135,12 +153,12 @@ test('takeover: the same client’s keys reach the page; GET /live names the hol
   assert.ok(r.json.expires_at_ms >= t.json.expires_at_ms + 80_000, 'renewal extends');
   assert.equal((await api('GET', '/live')).json.expires_at_ms, r.json.expires_at_ms);
 
-  const before = logCount(DROPPED);
+  const before = drops(humanPeer);
   const rel = await api('POST', '/live/release', { lease_id: id });
   assert.equal(rel.status, 200);
   assert.equal((await api('GET', '/live')).json.control, 'agent');
   await human.keyboard.type('x');
-  await waitFor('corral-live to drop the key typed after the release', () => logCount(DROPPED) > before);
+  await waitLog('corral-live to drop the key typed after the release', () => drops(humanPeer) > before);
   assert.equal(await received(), 'hello', 'nothing after the release');
 });
 
@@ -151,14 +169,14 @@ test('the lease expires on time: keys sent before it arrive, none sent after it'
   const base = (await received()).length;
   const letters = 'abcdefghijklmnop';
   const sent = [];
-  const before = logCount(DROPPED);
+  const before = drops(humanPeer);
   // Type steadily across the expiry and half a second past it.
   while (Date.now() < expires + 500) {
     const at = Date.now();
     await human.keyboard.press(letters[sent.length % letters.length]);
     sent.push(at);
   }
-  await waitFor('corral-live to drop keys after the expiry', () => logCount(DROPPED) > before);
+  await waitLog('corral-live to drop keys after the expiry', () => drops(humanPeer) > before);
   const sentBefore = sent.filter((at) => at < expires - 250).length;
   await waitFor('the keys sent well before the expiry to arrive', async () => (await received()).length - base >= sentBefore, { timeoutMs: 10_000 });
   const got = (await received()).slice(base);
