@@ -239,3 +239,35 @@ fn bad_inputs_are_refused_with_nothing_written() {
     assert!(lease_file(&env).is_none());
     assert_eq!(env.get("/live").json()["control"], "agent");
 }
+
+#[test]
+fn a_lease_outlives_a_corral_api_restart() {
+    // The file is the lease: corral-live keeps enforcing it while corral-api
+    // restarts, and the restarted corral-api still knows it.
+    let env = Env::start(Setup::default());
+    let t = env
+        .post(
+            "/live/takeover",
+            &json!({"holder": "erin", "duration_s": 120}),
+        )
+        .expect(200)
+        .json();
+    let out = std::process::Command::new(workspace_bin("corralctl"))
+        .args(["--socket", env.socket.to_str().unwrap(), "restart", "api"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.wait_healthy();
+    let g = env.get("/live").expect(200).json();
+    assert_eq!(g["holder"], "erin");
+    assert_eq!(g["expires_at_ms"], t["expires_at_ms"]);
+    env.post("/live/takeover", &json!({"holder": "frank"}))
+        .expect_error(409);
+    env.post("/live/release", &json!({"lease_id": t["lease_id"]}))
+        .expect(200);
+    assert!(lease_file(&env).is_none());
+}
