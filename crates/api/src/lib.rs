@@ -8,11 +8,13 @@
 //! users); [`fs`] `/fs/*` (confinement to `--fs-root`, reads, atomic writes,
 //! uploads, zip in and out); [`logs`] `/logs/stream`; [`programs`]
 //! `/programs` and `/chromium/restart` over corral's control socket through
-//! [`control`].
+//! [`control`]; [`live`] `/live`, the live view's hand-over between an
+//! agent and a human (a lease corral-live enforces).
 
 pub mod control;
 pub mod fs;
 pub mod http;
+pub mod live;
 pub mod logs;
 pub mod procs;
 pub mod programs;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub cdp: String,
     /// The corral program name of Chromium.
     pub chromium_program: String,
+    /// The live view's control lease (`/live`).
+    pub live: live::Live,
 }
 
 /// Serves until `stop` resolves, then lets the requests in flight finish

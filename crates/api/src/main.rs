@@ -36,6 +36,11 @@ struct Args {
     /// The corral program name of Chromium.
     #[arg(long, default_value = "chromium")]
     chromium_program: String,
+    /// The live view's control lease, shared with corral-live (which lets
+    /// viewers' keyboard and mouse through only while it is current).
+    /// Default: $CORRAL_RUN_DIR/live-lease.json (/run/corral).
+    #[arg(long, value_name = "PATH")]
+    live_lease_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +107,10 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         control: Client::new(args.socket),
         cdp: args.cdp,
         chromium_program: args.chromium_program,
+        live: corral_api::live::Live::new(
+            args.live_lease_file
+                .unwrap_or_else(corral_proto::live_lease::default_path),
+        ),
     });
     corral_api::serve(listener, state, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-api stopped");

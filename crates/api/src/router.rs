@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{Method, StatusCode};
 
 use crate::http::{full, ApiError, Req, Resp};
-use crate::{fs, logs, procs, programs, AppState};
+use crate::{fs, live, logs, procs, programs, AppState};
 
 /// The OpenAPI document, compiled in so it always matches this binary.
 pub const SPEC: &str = include_str!("../api/openapi.yaml");
@@ -42,6 +42,9 @@ enum Endpoint {
     ProgramStop,
     ProgramRestart,
     ChromiumRestart,
+    LiveStatus,
+    LiveTakeover,
+    LiveRelease,
 }
 
 use Endpoint::*;
@@ -74,6 +77,10 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::POST, "/programs/{}/stop", ProgramStop),
     (Method::POST, "/programs/{}/restart", ProgramRestart),
     (Method::POST, "/chromium/restart", ChromiumRestart),
+    // issue 15 part 5: the live view's hand-over (crates/api/src/live.rs).
+    (Method::GET, "/live", LiveStatus),
+    (Method::POST, "/live/takeover", LiveTakeover),
+    (Method::POST, "/live/release", LiveRelease),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -205,6 +212,10 @@ async fn handle(
         ProgramStop => programs::act(seg, "stop", &state.control).await,
         ProgramRestart => programs::act(seg, "restart", &state.control).await,
         ChromiumRestart => programs::restart_chromium(state).await,
+
+        LiveStatus => live::status(state).await,
+        LiveTakeover => live::takeover(req, state).await,
+        LiveRelease => live::release(req, state).await,
     }
 }
 

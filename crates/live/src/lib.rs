@@ -9,7 +9,12 @@
 //! [`rfb`] logs in to x11vnc with a password only corral-live knows (x11vnc
 //! answers WebSockets on its own port, Origin unchecked). A second token,
 //! if configured, logs in with x11vnc's view-only password.
+//! [`gate`] cuts the viewer's RFB stream into messages and drops keyboard,
+//! pointer and clipboard input unless a human holds the control lease that
+//! corral-api grants ([`lease`]): the live view is view-only by default.
 
+pub mod gate;
+pub mod lease;
 pub mod relay;
 pub mod rfb;
 pub mod web;
@@ -43,6 +48,9 @@ pub struct Options {
     /// x11vnc's `-passwdfile` (full and view-only passwords), read at each
     /// connection: x11vnc's pre_start writes fresh ones at every start.
     pub passwords: Option<PathBuf>,
+    /// The control lease (`POST /live/takeover` on corral-api): input from
+    /// a control-token viewer reaches the screen only while it is current.
+    pub lease: Arc<lease::LeaseFile>,
 }
 
 /// Which of the two doors a request came through.

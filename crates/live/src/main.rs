@@ -39,6 +39,11 @@ struct Args {
     /// door needs --vnc-password-file (x11vnc enforces it).
     #[arg(long, value_name = "PATH")]
     view_token_file: Option<PathBuf>,
+    /// The control lease file corral-api writes (POST /live/takeover):
+    /// keyboard and mouse reach the screen only while it holds a current
+    /// lease. Default: $CORRAL_RUN_DIR/live-lease.json (/run/corral).
+    #[arg(long, value_name = "PATH")]
+    live_lease_file: Option<PathBuf>,
     /// Who may watch and type (token, Origin, Host): docs/security.md.
     #[command(flatten)]
     policy: PolicyArgs,
@@ -137,13 +142,17 @@ async fn run(args: Args) -> ExitCode {
             return exit::code(exit::FAILURE);
         }
     };
-    tracing::info!(listen = %args.listen, upstream = %args.upstream, view_only = view.is_some(), "corral-live serving");
+    let lease_path = args
+        .live_lease_file
+        .unwrap_or_else(corral_proto::live_lease::default_path);
+    tracing::info!(listen = %args.listen, upstream = %args.upstream, view_only = view.is_some(), lease = %lease_path.display(), "corral-live serving");
     let opts = Options {
         web: args.web,
         control,
         view,
         upstream: args.upstream,
         passwords: args.vnc_password_file,
+        lease: std::sync::Arc::new(corral_live::lease::LeaseFile::new(lease_path)),
     };
     corral_live::serve(listener, opts, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-live stopped");

@@ -2,7 +2,10 @@
 //! messages one way and raw TCP the other, as websockify does. The VNC
 //! server is connected and logged in to ([`crate::rfb`]) before the 101 is
 //! sent, so a client learns at once (502 with a reason) when it is down;
-//! then the viewer is greeted with "no authentication" and the bytes flow.
+//! then the viewer is greeted with "no authentication" and the bytes flow,
+//! the viewer's through the input gate ([`crate::gate`]): keyboard, mouse
+//! and clipboard only from a control-token viewer while a human holds the
+//! control lease, never from a view-token one.
 
 use std::net::SocketAddr;
 
@@ -81,13 +84,29 @@ pub async fn upgrade(
         );
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let lease = opts.lease.clone();
+    // Logged when it changes for this viewer (not per message): what an
+    // operator, and the hand-over tests, look for.
+    let last = std::sync::atomic::AtomicU8::new(0);
+    let may_input = move || {
+        let now = access == Access::Control && lease.held();
+        let code = if now { 2 } else { 1 };
+        if last.swap(code, std::sync::atomic::Ordering::Relaxed) != code {
+            if now {
+                tracing::info!(%peer, "viewer input passes: a human holds the live view");
+            } else {
+                tracing::info!(%peer, ?access, "viewer input dropped: no control lease");
+            }
+        }
+        now
+    };
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         tracing::info!(%peer, ?access, "live view open");
-        let why = carry(ws, vnc).await;
+        let why = carry(ws, vnc, may_input).await;
         tracing::info!(%peer, ?access, "live view closed: {why}");
     });
     let mut r = Response::new(Full::new(Bytes::new()));
@@ -162,7 +181,11 @@ where
 }
 
 /// Greets the viewer, then relays until either side ends; says which.
-async fn carry<S>(ws: WebSocketStream<S>, vnc: TcpStream) -> String
+async fn carry<S>(
+    ws: WebSocketStream<S>,
+    vnc: TcpStream,
+    may_input: impl Fn() -> bool + Send,
+) -> String
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
@@ -181,37 +204,48 @@ where
         Ok(Err(e)) => return e,
         Err(_) => return "the viewer did not finish its handshake within 30 s".into(),
     }
-    if vnc_tx.write_all(&leftover).await.is_err() {
+    let mut gate = crate::gate::Gate::new();
+    let mut out = Vec::with_capacity(CHUNK);
+    if let Err(e) = gate.feed(&leftover, &mut out, &may_input) {
+        return e;
+    }
+    if vnc_tx.write_all(&out).await.is_err() {
         return "the VNC server stopped reading".into();
     }
     let to_vnc = async {
         while let Some(msg) = ws_rx.next().await {
             match msg {
                 Ok(Message::Binary(b)) => {
-                    if vnc_tx.write_all(&b).await.is_err() {
-                        return "the VNC server stopped reading";
+                    out.clear();
+                    if let Err(e) = gate.feed(&b, &mut out, &may_input) {
+                        return e;
+                    }
+                    if !out.is_empty() && vnc_tx.write_all(&out).await.is_err() {
+                        return "the VNC server stopped reading".into();
                     }
                 }
-                Ok(Message::Close(_)) => return "the viewer closed",
-                Ok(Message::Text(_)) => return "the viewer sent text (only binary RFB is relayed)",
+                Ok(Message::Close(_)) => return "the viewer closed".into(),
+                Ok(Message::Text(_)) => {
+                    return "the viewer sent text (only binary RFB is relayed)".into()
+                }
                 Ok(_) => {} // pings are answered by tungstenite
-                Err(_) => return "the viewer's connection failed",
+                Err(_) => return "the viewer's connection failed".into(),
             }
         }
-        "the viewer went away"
+        "the viewer went away".to_string()
     };
     let to_viewer = async {
         let mut buf = vec![0u8; CHUNK];
         loop {
             match vnc_rx.read(&mut buf).await {
-                Ok(0) | Err(_) => return "the VNC server closed",
+                Ok(0) | Err(_) => return "the VNC server closed".to_string(),
                 Ok(n) => {
                     if ws_tx
                         .send(Message::binary(Bytes::copy_from_slice(&buf[..n])))
                         .await
                         .is_err()
                     {
-                        return "the viewer stopped reading";
+                        return "the viewer stopped reading".to_string();
                     }
                 }
             }
@@ -219,5 +253,12 @@ where
     };
     let why = tokio::select! { w = to_vnc => w, w = to_viewer => w };
     let _ = ws_tx.close().await;
-    why.to_string()
+    if gate.dropped > 0 {
+        format!(
+            "{why} ({} input messages dropped: no control)",
+            gate.dropped
+        )
+    } else {
+        why
+    }
 }

@@ -175,6 +175,11 @@ impl Env {
             "--fs-root".into(),
             root.to_string_lossy().into(),
         ];
+        // The live view's lease in the scratch directory, never /run/corral.
+        if !setup.api_args.iter().any(|a| a == "--live-lease-file") {
+            args.push("--live-lease-file".into());
+            args.push(dir.path().join("live-lease.json").to_string_lossy().into());
+        }
         if !setup.api_args.iter().any(|a| a == "--socket") {
             args.push("--socket".into());
             args.push(socket.to_string_lossy().into());
