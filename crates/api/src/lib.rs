@@ -8,8 +8,10 @@
 //! users); [`fs`] `/fs/*` (confinement to `--fs-root`, reads, atomic writes,
 //! uploads, zip in and out); [`logs`] `/logs/stream`; [`programs`]
 //! `/programs` and `/chromium/restart` over corral's control socket through
-//! [`control`].
+//! [`control`]; [`chromium`] the kept flags and extensions and the
+//! `chromium-launch` subcommand that applies them.
 
+pub mod chromium;
 pub mod control;
 pub mod fs;
 pub mod http;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub cdp: String,
     /// The corral program name of Chromium.
     pub chromium_program: String,
+    /// Kept flags and extensions (`/chromium/flags`, `/chromium/…extensions…`).
+    pub chromium: chromium::Config,
 }
 
 /// Serves until `stop` resolves, then lets the requests in flight finish

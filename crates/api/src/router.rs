@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{Method, StatusCode};
 
 use crate::http::{full, ApiError, Req, Resp};
-use crate::{fs, logs, procs, programs, AppState};
+use crate::{chromium, fs, logs, procs, programs, AppState};
 
 /// The OpenAPI document, compiled in so it always matches this binary.
 pub const SPEC: &str = include_str!("../api/openapi.yaml");
@@ -42,6 +42,11 @@ enum Endpoint {
     ProgramStop,
     ProgramRestart,
     ChromiumRestart,
+    ChromiumFlagsGet,
+    ChromiumFlagsPatch,
+    ChromiumExtUpload,
+    ChromiumExtList,
+    ChromiumExtDelete,
 }
 
 use Endpoint::*;
@@ -74,6 +79,16 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::POST, "/programs/{}/stop", ProgramStop),
     (Method::POST, "/programs/{}/restart", ProgramRestart),
     (Method::POST, "/chromium/restart", ChromiumRestart),
+    // Chromium's kept flags and extensions (issue 15, parts 1 and 2).
+    (Method::GET, "/chromium/flags", ChromiumFlagsGet),
+    (Method::PATCH, "/chromium/flags", ChromiumFlagsPatch),
+    (
+        Method::POST,
+        "/chromium/upload-extensions-and-restart",
+        ChromiumExtUpload,
+    ),
+    (Method::GET, "/chromium/extensions", ChromiumExtList),
+    (Method::DELETE, "/chromium/extensions/{}", ChromiumExtDelete),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -205,6 +220,11 @@ async fn handle(
         ProgramStop => programs::act(seg, "stop", &state.control).await,
         ProgramRestart => programs::act(seg, "restart", &state.control).await,
         ChromiumRestart => programs::restart_chromium(state).await,
+        ChromiumFlagsGet => chromium::get_flags(state).await,
+        ChromiumFlagsPatch => chromium::patch_flags(req, state).await,
+        ChromiumExtUpload => chromium::upload_extensions(req, state).await,
+        ChromiumExtList => chromium::list_extensions(state).await,
+        ChromiumExtDelete => chromium::delete_extension(req, seg, state).await,
     }
 }
 
