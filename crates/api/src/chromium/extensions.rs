@@ -43,6 +43,20 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Makes `dir` (and with `parents` what is missing above it), mode 0755
+/// whatever the umask: Chromium runs as another user and must read it.
+pub(crate) fn readable_dir(dir: &Path, parents: bool) -> Result<(), ApiError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = dir.display().to_string();
+    let made = if parents {
+        std::fs::create_dir_all(dir)
+    } else {
+        std::fs::create_dir(dir)
+    };
+    made.and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
+        .map_err(|e| ApiError::io(&shown, &e))
+}
+
 /// A hidden directory removed on drop unless taken.
 struct Hidden(Option<PathBuf>);
 
@@ -113,10 +127,7 @@ pub async fn install(req: Req, dir: &Path) -> Result<Vec<Installed>, ApiError> {
         constraints,
     );
     let d = dir.to_path_buf();
-    crate::fs::blocking(move || {
-        std::fs::create_dir_all(&d).map_err(|e| ApiError::io(&d.display().to_string(), &e))
-    })
-    .await?;
+    crate::fs::blocking(move || readable_dir(&d, true)).await?;
     let mut done: Vec<(String, Ready)> = Vec::new();
     let mut cur = Pair::default();
     while let Some(field) = mp.next_field().await.map_err(multer_err)? {
@@ -222,7 +233,7 @@ where
     let spool = out.into_std().await;
     crate::fs::blocking(move || {
         let tree = tmp.path().join("x");
-        std::fs::create_dir(&tree).map_err(|e| ApiError::internal(format!("{e}")))?;
+        readable_dir(&tree, false)?;
         let summary = crate::fs::unzip_into(&tree, spool, &limits)?;
         let top = manifest_top(&tree)?;
         Ok(Ready {

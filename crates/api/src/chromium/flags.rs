@@ -29,7 +29,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("--remote-allow-origins", "web pages must not reach DevTools (docs/security.md)"),
     ("--user-data-dir", "the profile lives on the volume at a fixed place (persistence, snapshots)"),
     ("--profile-directory", "the profile lives on the volume at a fixed place (persistence, snapshots)"),
-    ("--headless", "this is the headful stack: the live view shows Chromium's window"),
+    ("--headless", "the browser's mode is the image's (headful: the live view shows its window)"),
     ("--load-extension", "extensions are managed by /chromium/upload-extensions-and-restart"),
     ("--disable-extensions-except", "extensions are managed by /chromium/upload-extensions-and-restart"),
 ];
@@ -107,7 +107,12 @@ pub fn read(file: &Path) -> std::io::Result<Vec<String>> {
 /// rename, fsync of the directory), readable by Chromium's user.
 pub fn write(file: &Path, flags: &[String]) -> std::io::Result<()> {
     let dir = file.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)?;
+    if !dir.is_dir() {
+        // Chromium's user reads the file: 0755 whatever the umask.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
     let mut body = serde_json::to_vec_pretty(&FlagsFile {
         flags: flags.to_vec(),
     })
