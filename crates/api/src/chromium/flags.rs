@@ -29,7 +29,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("--remote-allow-origins", "web pages must not reach DevTools (docs/security.md)"),
     ("--user-data-dir", "the profile lives on the volume at a fixed place (persistence, snapshots)"),
     ("--profile-directory", "the profile lives on the volume at a fixed place (persistence, snapshots)"),
-    ("--headless", "the browser's mode is the image's (headful: the live view shows its window)"),
+    ("--headless", "the image decides headful (the live view shows the window) or headless"),
     ("--load-extension", "extensions are managed by /chromium/upload-extensions-and-restart"),
     ("--disable-extensions-except", "extensions are managed by /chromium/upload-extensions-and-restart"),
 ];
