@@ -9,8 +9,10 @@
 //! uploads, zip in and out); [`logs`] `/logs/stream`; [`programs`]
 //! `/programs` and `/chromium/restart` over corral's control socket through
 //! [`control`]; [`live`] `/live`, the live view's hand-over between an
-//! agent and a human (a lease corral-live enforces).
+//! agent and a human (a lease corral-live enforces); [`chromium`] the kept flags and extensions and the
+//! `chromium-launch` subcommand that applies them.
 
+pub mod chromium;
 pub mod control;
 pub mod fs;
 pub mod http;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub chromium_program: String,
     /// The live view's control lease (`/live`).
     pub live: live::Live,
+    /// Kept flags and extensions (`/chromium/flags`, `/chromium/…extensions…`).
+    pub chromium: chromium::Config,
 }
 
 /// Serves until `stop` resolves, then lets the requests in flight finish

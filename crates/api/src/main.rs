@@ -1,5 +1,6 @@
 //! `corral-api --listen 127.0.0.1:10001`: arguments, the secure-by-default
-//! check, and the server.
+//! check, and the server. `corral-api chromium-launch … -- chromium …` is
+//! Chromium's launcher instead (`chromium::launch`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,9 +42,23 @@ struct Args {
     /// Default: $CORRAL_RUN_DIR/live-lease.json (/run/corral).
     #[arg(long, value_name = "PATH")]
     live_lease_file: Option<PathBuf>,
+    /// Where PATCH /chromium/flags keeps the flags (the launcher's
+    /// --flags-file); without it /chromium/flags answers 503.
+    #[arg(long)]
+    chromium_flags_file: Option<PathBuf>,
+    /// Where uploaded extensions are kept (the launcher's
+    /// --extensions-dir); without it the extension endpoints answer 503.
+    #[arg(long)]
+    chromium_extensions_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
+    // `corral-api chromium-launch …`: Chromium's launcher (execs Chromium
+    // with the kept flags and extensions), not the server.
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().is_some_and(|a| a == "chromium-launch") {
+        return corral_api::chromium::launch::main(argv.collect());
+    }
     let args = match corral_boot::args::<Args>() {
         Ok(a) => a,
         Err(code) => return code,
@@ -111,6 +126,11 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
             args.live_lease_file
                 .unwrap_or_else(corral_proto::live_lease::default_path),
         ),
+        chromium: corral_api::chromium::Config {
+            flags_file: args.chromium_flags_file,
+            extensions_dir: args.chromium_extensions_dir,
+            ..Default::default()
+        },
     });
     corral_api::serve(listener, state, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-api stopped");

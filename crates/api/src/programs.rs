@@ -48,6 +48,13 @@ pub async fn act(name: &str, verb: &str, control: &Client) -> Result<Resp, ApiEr
 /// which closes the browser over CDP so cookies are written) and answers
 /// once its DevTools port answers again.
 pub async fn restart_chromium(state: &AppState) -> Result<Resp, ApiError> {
+    ok(&restart_and_wait(state).await?)
+}
+
+/// The restart behind `/chromium/restart`, for the endpoints that change
+/// how Chromium starts (flags, extensions): `{restarted, elapsed_ms,
+/// running_after_ms, browser}` once DevTools answers again.
+pub async fn restart_and_wait(state: &AppState) -> Result<serde_json::Value, ApiError> {
     let started = Instant::now();
     act(&state.chromium_program, "restart", &state.control).await?;
     let running_ms = started.elapsed().as_millis() as u64;
@@ -77,7 +84,7 @@ pub async fn restart_chromium(state: &AppState) -> Result<Resp, ApiError> {
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
-    ok(&serde_json::json!({
+    Ok(serde_json::json!({
         "restarted": state.chromium_program,
         "elapsed_ms": started.elapsed().as_millis() as u64,
         "running_after_ms": running_ms,

@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{Method, StatusCode};
 
 use crate::http::{full, ApiError, Req, Resp};
-use crate::{fs, live, logs, procs, programs, AppState};
+use crate::{chromium, fs, live, logs, procs, programs, AppState};
 
 /// The OpenAPI document, compiled in so it always matches this binary.
 pub const SPEC: &str = include_str!("../api/openapi.yaml");
@@ -45,6 +45,11 @@ enum Endpoint {
     LiveStatus,
     LiveTakeover,
     LiveRelease,
+    ChromiumFlagsGet,
+    ChromiumFlagsPatch,
+    ChromiumExtUpload,
+    ChromiumExtList,
+    ChromiumExtDelete,
 }
 
 use Endpoint::*;
@@ -81,6 +86,16 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::GET, "/live", LiveStatus),
     (Method::POST, "/live/takeover", LiveTakeover),
     (Method::POST, "/live/release", LiveRelease),
+    // Chromium's kept flags and extensions (issue 15, parts 1 and 2).
+    (Method::GET, "/chromium/flags", ChromiumFlagsGet),
+    (Method::PATCH, "/chromium/flags", ChromiumFlagsPatch),
+    (
+        Method::POST,
+        "/chromium/upload-extensions-and-restart",
+        ChromiumExtUpload,
+    ),
+    (Method::GET, "/chromium/extensions", ChromiumExtList),
+    (Method::DELETE, "/chromium/extensions/{}", ChromiumExtDelete),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -216,6 +231,11 @@ async fn handle(
         LiveStatus => live::status(state).await,
         LiveTakeover => live::takeover(req, state).await,
         LiveRelease => live::release(req, state).await,
+        ChromiumFlagsGet => chromium::get_flags(state).await,
+        ChromiumFlagsPatch => chromium::patch_flags(req, state).await,
+        ChromiumExtUpload => chromium::upload_extensions(req, state).await,
+        ChromiumExtList => chromium::list_extensions(state).await,
+        ChromiumExtDelete => chromium::delete_extension(req, seg, state).await,
     }
 }
 

@@ -44,7 +44,28 @@ fn schemathesis_finds_no_mismatch_with_the_spec() {
          -r crates/api/tests/schemathesis/requirements.txt), or set CORRAL_SCHEMATHESIS to an `st`",
         st.display()
     );
-    let env = Env::start(Setup::default());
+    // The kept Chromium flags and extensions in a scratch place of their
+    // own: with no program "chromium" in this corral a change is written,
+    // its restart answers 404 and (flags) the change is rolled back, so
+    // validation and the file handling are fuzzed for real.
+    let chromium_state = tempfile::tempdir().unwrap();
+    let env = Env::start(Setup {
+        api_args: vec![
+            "--chromium-flags-file".into(),
+            chromium_state
+                .path()
+                .join("state/chromium-flags.json")
+                .to_string_lossy()
+                .into(),
+            "--chromium-extensions-dir".into(),
+            chromium_state
+                .path()
+                .join("extensions")
+                .to_string_lossy()
+                .into(),
+        ],
+        ..Setup::default()
+    });
     // Something for the fs operations to find.
     std::fs::create_dir(env.root.join("dir")).unwrap();
     std::fs::write(env.root.join("dir/file.txt"), "some text\n").unwrap();

@@ -45,7 +45,8 @@ use crate::http::{body_json, json, ok, param, query, streamed, ApiError, Req, Re
 use confine::{errno_err, kind, Root};
 use path::RelPath;
 use read::{opt_u64, span, FileStream, Span};
-pub use unzip::ZipLimits;
+pub use unzip::{Summary as ZipSummary, ZipLimits};
+pub(crate) use write::{copy_limited, random_suffix};
 
 /// `write_file`: largest body.
 pub const MAX_WRITE_BYTES: u64 = 1 << 30;
@@ -321,6 +322,20 @@ pub async fn upload_zip(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
     })
     .await?;
     ok(&summary)
+}
+
+/// Validates and extracts the zip `archive` into the existing directory
+/// `dest` exactly as `upload_zip` does (same checks and limits; on any
+/// error nothing is left in `dest`). For `/chromium/upload-extensions-and-restart`.
+/// Blocking.
+pub(crate) fn unzip_into(
+    dest: &std::path::Path,
+    archive: std::fs::File,
+    limits: &ZipLimits,
+) -> Result<unzip::Summary, ApiError> {
+    let root = Root::new(dest)?;
+    let staging = unzip::Staging::create(&root)?;
+    unzip::unpack(&root, &staging, archive, limits)
 }
 
 /// `GET /fs/download_dir_zip?path=D`: a streamed zip.

@@ -26,6 +26,7 @@ pub(super) async fn server(root: PathBuf) -> SocketAddr {
         cdp: "http://127.0.0.1:9".into(),
         chromium_program: "chromium".into(),
         live: crate::live::Live::new(PathBuf::from("/nonexistent/live-lease.json")),
+        chromium: Default::default(),
     });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

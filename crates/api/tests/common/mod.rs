@@ -24,10 +24,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod chromium;
 mod http;
 mod sse;
 mod zips;
 // Each test file uses a different part of the harness.
+#[allow(unused_imports)]
+pub use chromium::*;
 #[allow(unused_imports)]
 pub use http::*;
 #[allow(unused_imports)]
