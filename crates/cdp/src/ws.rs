@@ -37,15 +37,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest handshake answer head read from Chrome, and largest refusal body.
 const MAX_ANSWER: usize = 64 * 1024;
 
-fn header_is(req: &Request<Incoming>, name: header::HeaderName, want: &str) -> bool {
-    req.headers()
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| v.trim().eq_ignore_ascii_case(want))
-}
-
 /// Which upstream path a client's WebSocket path maps to.
 async fn target(path: &str, ctx: &Context) -> Result<String, Response<Body>> {
     if path == "/" || path == "/devtools/browser" || path.starts_with("/devtools/browser/") {
@@ -69,20 +60,11 @@ async fn target(path: &str, ctx: &Context) -> Result<String, Response<Body>> {
 /// Answers a client's upgrade request: 101 once the upstream socket is
 /// open, or an error saying why not (never a hang).
 pub async fn upgrade(mut req: Request<Incoming>, ctx: &Context, slot: Arc<Slot>) -> Response<Body> {
-    let key = req.headers().get("sec-websocket-key").cloned();
-    let valid = header_is(&req, header::UPGRADE, "websocket")
-        && header_is(&req, header::CONNECTION, "upgrade")
-        && req
-            .headers()
-            .get("sec-websocket-version")
-            .map(|v| v.as_bytes())
-            == Some(b"13");
-    let Some(key) = key.filter(|_| valid) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad WebSocket upgrade",
-            "needs Upgrade: websocket, Connection: Upgrade, Sec-WebSocket-Version: 13 and Sec-WebSocket-Key",
-        );
+    let Some(key) = corral_serve::upgrade::client_key(req.headers()) else {
+        let mut resp = corral_serve::upgrade::bad_upgrade();
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
     };
     let path = req.uri().path().to_string();
     let upstream_path = match target(&path, ctx).await {
@@ -135,17 +117,7 @@ pub async fn upgrade(mut req: Request<Incoming>, ctx: &Context, slot: Arc<Slot>)
         };
         tracing::info!(path = %upstream_path, "websocket closed: {why}");
     });
-    let mut resp = Response::new(Body::default());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(
-        "sec-websocket-accept",
-        HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
-            .expect("base64 is a valid header"),
-    );
-    resp
+    corral_serve::upgrade::switching_protocols(&key, None)
 }
 
 /// Counts a relay as running until dropped.

@@ -11,14 +11,12 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -29,15 +27,6 @@ use crate::{Access, Body, Options};
 /// One read from the VNC server becomes one message of at most this size.
 const CHUNK: usize = 64 * 1024;
 
-fn listed(req: &Request<Incoming>, name: header::HeaderName, want: &str) -> bool {
-    req.headers()
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| v.trim().eq_ignore_ascii_case(want))
-}
-
 pub async fn upgrade(
     mut req: Request<Incoming>,
     opts: &Options,
@@ -45,24 +34,13 @@ pub async fn upgrade(
     peer: SocketAddr,
 ) -> Response<Body> {
     let upstream = opts.upstream.as_str();
-    let key = req.headers().get("sec-websocket-key").cloned();
-    let valid = listed(&req, header::UPGRADE, "websocket")
-        && listed(&req, header::CONNECTION, "upgrade")
-        && req
-            .headers()
-            .get("sec-websocket-version")
-            .map(|v| v.as_bytes())
-            == Some(b"13");
-    let Some(key) = key.filter(|_| valid) else {
-        return corral_serve::json_error(
-            StatusCode::BAD_REQUEST,
-            "bad WebSocket upgrade",
-            "needs Upgrade: websocket, Connection: Upgrade, Sec-WebSocket-Version: 13 and Sec-WebSocket-Key",
-        );
+    let Some(key) = corral_serve::upgrade::client_key(req.headers()) else {
+        return corral_serve::upgrade::bad_upgrade();
     };
     // noVNC offers the "binary" subprotocol; a browser fails the
     // connection if an offered protocol is not answered.
-    let binary = listed(&req, header::SEC_WEBSOCKET_PROTOCOL, "binary");
+    let binary =
+        corral_serve::upgrade::lists(req.headers(), header::SEC_WEBSOCKET_PROTOCOL, "binary");
     let vnc = match TcpStream::connect(upstream).await {
         Ok(s) => s,
         Err(e) => {
@@ -109,23 +87,7 @@ pub async fn upgrade(
         let why = carry(ws, vnc, may_input).await;
         tracing::info!(%peer, ?access, "live view closed: {why}");
     });
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = r.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if binary {
-        h.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static("binary"),
-        );
-    }
-    h.insert(
-        header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
-            .expect("base64 is a valid header"),
-    );
-    r
+    corral_serve::upgrade::switching_protocols(&key, binary.then_some("binary"))
 }
 
 /// Logs in to the VNC server with the password of the viewer's door.

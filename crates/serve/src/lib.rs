@@ -6,13 +6,15 @@
 //! the file changes ([`token`], [`watch`]), the one JSON error shape, and
 //! the accept loop, connection cap, drain on stop and stop signal
 //! ([`listen`]), and the `/json/version` client two of them share
-//! ([`devtools`]).
+//! ([`devtools`]), and the server side of a WebSocket handshake
+//! ([`upgrade`]).
 
 pub mod args;
 pub mod devtools;
 pub mod listen;
 pub mod policy;
 mod token;
+pub mod upgrade;
 mod watch;
 
 use bytes::Bytes;
