@@ -42,6 +42,12 @@ enum Endpoint {
     ProgramStop,
     ProgramRestart,
     ChromiumRestart,
+    FsWatchStart,
+    FsWatchEvents,
+    FsWatchStop,
+    FsDeleteDirectory,
+    FsSetFilePermissions,
+    ProcResize,
 }
 
 use Endpoint::*;
@@ -74,6 +80,17 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::POST, "/programs/{}/stop", ProgramStop),
     (Method::POST, "/programs/{}/restart", ProgramRestart),
     (Method::POST, "/chromium/restart", ChromiumRestart),
+    // Issue 15, files and PTYs (kernel-images' names).
+    (Method::POST, "/fs/watch", FsWatchStart),
+    (Method::GET, "/fs/watch/{}/events", FsWatchEvents),
+    (Method::DELETE, "/fs/watch/{}", FsWatchStop),
+    (Method::PUT, "/fs/delete_directory", FsDeleteDirectory),
+    (
+        Method::PUT,
+        "/fs/set_file_permissions",
+        FsSetFilePermissions,
+    ),
+    (Method::POST, "/process/{}/resize", ProcResize),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -205,6 +222,13 @@ async fn handle(
         ProgramStop => programs::act(seg, "stop", &state.control).await,
         ProgramRestart => programs::act(seg, "restart", &state.control).await,
         ChromiumRestart => programs::restart_chromium(state).await,
+
+        FsWatchStart => fs::watch::start(req, &state.fs).await,
+        FsWatchEvents => fs::watch::events(seg, &state.fs).await,
+        FsWatchStop => fs::watch::stop(seg, &state.fs).await,
+        FsDeleteDirectory => fs::delete_directory(req, &state.fs).await,
+        FsSetFilePermissions => fs::set_file_permissions(req, &state.fs).await,
+        ProcResize => procs::resize(req, seg, &state.procs).await,
     }
 }
 
