@@ -128,6 +128,20 @@ impl Watches {
     }
 }
 
+/// A random suffix for watch ids: an id is not guessable from another
+/// (nor hit by chance by a fuzzer, which would then hold a stream open).
+fn nonce() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: getrandom fills the 4 bytes of `b` at most.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != 4 {
+        // Never expected on Linux ≥ 3.17; the counter still makes ids unique.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        return t.map_or(0, |d| d.subsec_nanos());
+    }
+    u32::from_ne_bytes(b)
+}
+
 fn too_many(detail: String) -> ApiError {
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many watches", detail)
 }
@@ -155,7 +169,11 @@ pub async fn start(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
     let (tree, inotify) = blocking(move || watch_tree::Tree::new(root, &p2, recursive)).await?;
     // Checked again: another start may have taken the last slot meanwhile.
     w.admit(client, Instant::now())?;
-    let id = format!("w-{}", w.next.fetch_add(1, Ordering::SeqCst));
+    let id = format!(
+        "w-{}-{:08x}",
+        w.next.fetch_add(1, Ordering::SeqCst),
+        nonce()
+    );
     let (tx, rx) = watch_tree::queue();
     let (stop_tx, stop_rx) = oneshot::channel();
     let slot = Arc::new(Slot {
