@@ -228,13 +228,14 @@ fn fs_watch_bad_requests_and_escapes() {
     env.get(&format!("/fs/watch/{id}/events")).expect_error(409);
     std::fs::write(env.root.join("d/x"), b"").unwrap();
     wait_for_event(&s, "create", "/ind/x");
-    // A client that leaves can come back and carry on.
+    // A client that leaves can come back and carry on (queueing before
+    // the first GET is tested above).
     drop(s);
-    std::fs::write(env.root.join("d/y"), b"").unwrap();
     let s = wait_for("the stream to be free again", TIMEOUT, || {
         let s = env.sse(&format!("/fs/watch/{id}/events"));
         (s.status == 200).then_some(s)
     });
+    std::fs::write(env.root.join("d/y"), b"").unwrap();
     wait_for_event(&s, "create", "/ind/y");
 }
 

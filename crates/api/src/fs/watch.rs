@@ -6,7 +6,8 @@
 //! Events are queued from the moment the watch starts, so nothing done
 //! between the POST and the GET is missed. One stream at a time per watch
 //! (a second concurrent GET is 409); a client that disconnects can GET
-//! again and carries on where it left off.
+//! again and carries on where it left off (an event in flight as the
+//! connection went may be lost with it).
 //!
 //! Bounds: at most `max_total` live watches altogether and
 //! `max_per_client` per client (the peer's IP address), both 429 when
@@ -202,13 +203,20 @@ pub async fn events(id: &str, fs: &Fs) -> Result<Resp, ApiError> {
             "fs watch {id} is already being streamed to another client"
         )));
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    // Room for one frame only: a frame is taken from the watch's queue
+    // when the connection can take it, so a client that goes loses at
+    // most the one in flight; the rest wait in the queue for the next GET.
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
     let (map, id) = (fs.watches.map.clone(), id.to_string());
     tokio::spawn(async move {
         loop {
+            let permit = tokio::select! {
+                p = tx.reserve() => match p { Ok(p) => p, Err(_) => break },
+                _ = tx.closed() => break,
+            };
             tokio::select! {
                 f = frames.recv() => match f {
-                    Some(f) => if tx.send(f).await.is_err() { break },
+                    Some(f) => permit.send(f),
                     None => {
                         // `end` was sent: the watch is over and forgotten.
                         lock(&map).remove(&id);
@@ -216,7 +224,7 @@ pub async fn events(id: &str, fs: &Fs) -> Result<Resp, ApiError> {
                     }
                 },
                 _ = tokio::time::sleep(KEEPALIVE_EVERY) => {
-                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() { break }
+                    permit.send(Bytes::from_static(b": keep-alive\n\n"));
                 }
                 _ = tx.closed() => break,
             }
