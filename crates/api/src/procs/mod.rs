@@ -52,6 +52,7 @@ use tokio::sync::watch;
 
 pub use command::RunRequest;
 use output::{Channel, Replay};
+pub use pty::ResizeRequest;
 pub use sys::{parse_signal, SignalSpec};
 
 use crate::http::{body_bytes, body_json, ok, ApiError, Req, Resp, MAX_JSON_BODY};
@@ -435,36 +436,6 @@ impl Processes {
             Err(e) => Err(ApiError::internal(format!("signalling process {id}: {e}"))),
         }
     }
-}
-
-impl Processes {
-    /// `TIOCSWINSZ` on the process's terminal.
-    pub fn resize(&self, id: &str, req: ResizeRequest) -> Result<serde_json::Value, ApiError> {
-        if req.rows == 0 || req.cols == 0 {
-            return Err(ApiError::bad_request("rows and cols must be at least 1"));
-        }
-        let proc = self.get(id)?;
-        let Some((master, size)) = &proc.pty else {
-            return Err(ApiError::conflict(format!(
-                "process {id} has no terminal (spawn it with \"allocate_tty\": true to resize it)"
-            )));
-        };
-        if proc.exit().is_some() {
-            return Err(ApiError::conflict(format!("process {id} has exited")));
-        }
-        pty::set_size(master.get_ref(), req.rows, req.cols)
-            .map_err(|e| ApiError::internal(format!("resizing the terminal of {id}: {e}")))?;
-        *size.lock().unwrap_or_else(|p| p.into_inner()) = (req.rows, req.cols);
-        Ok(json!({ "id": id, "rows": req.rows, "cols": req.cols }))
-    }
-}
-
-/// The body of `POST /process/{id}/resize`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct ResizeRequest {
-    pub rows: u16,
-    pub cols: u16,
 }
 
 /// The body of `POST /process/{id}/stdin`.

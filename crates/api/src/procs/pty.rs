@@ -18,9 +18,14 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use nix::fcntl::OFlag;
+use serde::Deserialize;
+use serde_json::json;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::Command;
+
+use super::Processes;
+use crate::http::ApiError;
 
 /// The master side, shared by the output reader, the stdin writer and
 /// `resize`.
@@ -154,4 +159,34 @@ impl AsyncWrite for Io {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+}
+
+impl Processes {
+    /// `TIOCSWINSZ` on the process's terminal.
+    pub fn resize(&self, id: &str, req: ResizeRequest) -> Result<serde_json::Value, ApiError> {
+        if req.rows == 0 || req.cols == 0 {
+            return Err(ApiError::bad_request("rows and cols must be at least 1"));
+        }
+        let proc = self.get(id)?;
+        let Some((master, size)) = &proc.pty else {
+            return Err(ApiError::conflict(format!(
+                "process {id} has no terminal (spawn it with \"allocate_tty\": true to resize it)"
+            )));
+        };
+        if proc.exit().is_some() {
+            return Err(ApiError::conflict(format!("process {id} has exited")));
+        }
+        set_size(master.get_ref(), req.rows, req.cols)
+            .map_err(|e| ApiError::internal(format!("resizing the terminal of {id}: {e}")))?;
+        *size.lock().unwrap_or_else(|p| p.into_inner()) = (req.rows, req.cols);
+        Ok(json!({ "id": id, "rows": req.rows, "cols": req.cols }))
+    }
+}
+
+/// The body of `POST /process/{id}/resize`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeRequest {
+    pub rows: u16,
+    pub cols: u16,
 }
