@@ -100,6 +100,24 @@ impl Watches {
             }
             !idle
         });
+        // Ended watches keep their queued events for a later GET, but not
+        // without bound: beyond 4 x max_total records, the longest-idle
+        // ended ones go first.
+        let keep = self.max_total.saturating_mul(4).max(1);
+        if map.len() >= keep {
+            let mut ended: Vec<(Instant, String)> = map
+                .iter()
+                .filter(|(_, s)| s.ended.load(Ordering::SeqCst) && lock(&s.frames).is_some())
+                .map(|(id, s)| (*lock(&s.idle_since), id.clone()))
+                .collect();
+            ended.sort();
+            for (_, id) in ended {
+                if map.len() < keep {
+                    break;
+                }
+                map.remove(&id);
+            }
+        }
         let live: Vec<&Arc<Slot>> = map
             .values()
             .filter(|s| !s.ended.load(Ordering::SeqCst))
@@ -284,5 +302,11 @@ mod tests {
         // An idle one is forgotten.
         assert!(w.admit(c, now + IDLE + Duration::from_secs(1)).is_ok());
         assert!(lock(&w.map).is_empty());
+        // Ended records are bounded too (4 x max_total), oldest first.
+        for i in 0..20 {
+            lock(&w.map).insert(format!("e{i}"), slot(c, true));
+        }
+        w.admit(c, Instant::now()).unwrap();
+        assert!(lock(&w.map).len() < 12, "{}", lock(&w.map).len());
     }
 }
