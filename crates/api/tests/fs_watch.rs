@@ -147,10 +147,22 @@ fn fs_watch_recursive_follows_new_directories() {
     std::fs::write(w.join("renamed/deep/z"), b"3").unwrap();
     wait_for_event(&rec, "create", "/w/renamed/deep/z");
 
+    // Moved out of the watch: reported once, then no longer watched.
+    std::fs::rename(w.join("renamed"), env.root.join("gone")).unwrap();
+    wait_for_event(&rec, "move", "/w/renamed>null");
+    std::fs::write(env.root.join("gone/deep/q"), b"4").unwrap();
+
     // The non-recursive watch saw only the top level.
     std::fs::write(w.join("marker"), b"").unwrap();
     wait_for_event(&flat, "create", "/w/marker");
     wait_for_event(&rec, "create", "/w/marker");
+    let rec_seen = seen(&rec);
+    assert!(
+        rec_seen
+            .iter()
+            .all(|(_, p)| !p.contains("/q") && !p.starts_with("/gone")),
+        "a directory moved out is no longer watched: {rec_seen:?}"
+    );
     let flat_seen = seen(&flat);
     assert!(
         flat_seen

@@ -10,9 +10,10 @@
 //! directories (never through a symlink).
 //!
 //! Events (the SSE event name is the `type`):
-//! - `create`, `modify`, `delete`: `{type, path, name, is_dir}`;
-//!   consecutive `modify` of one path are sent once (a large write is
-//!   many `IN_MODIFY`).
+//! - `create`, `modify`, `delete`: `{type, path, name, is_dir}`; a
+//!   `modify` is not queued again while the same path's previous one is
+//!   the last event queued and still unread (a large write is many
+//!   `IN_MODIFY`; the client learns of it all the same).
 //! - `move`: `{type, from, to, path, name, is_dir}`, `IN_MOVED_FROM` and
 //!   `IN_MOVED_TO` paired by their cookie; `from` is null for something
 //!   moved in from outside the watch, `to` null for something moved out.
@@ -222,15 +223,21 @@ impl Sink {
     fn send(&mut self, v: Value) {
         if v["type"] == "modify" {
             let p = v["path"].as_str().map(str::to_string);
-            if p.is_some() && self.last_modify == p {
+            // The same path's previous `modify` is the last event queued and
+            // nobody has read it yet: the client will see a modify of this
+            // path anyway. Once read, the next write is reported again.
+            let unread = self.tx.capacity() < self.tx.max_capacity();
+            if p.is_some() && self.last_modify == p && unread {
                 return;
             }
             self.last_modify = p;
         } else {
             self.last_modify = None;
         }
+        // Two slots are kept back: the final overflow notice and `end`.
+        // A notice mid-stream goes only with room for it and the event.
         if self.dropped > 0 {
-            if self.tx.capacity() < 2 {
+            if self.tx.capacity() < 4 {
                 self.dropped += 1;
                 return;
             }
@@ -392,5 +399,63 @@ fn added(tree: &mut Tree, sink: &mut Sink, p: &RelPath) {
         if e.status != hyper::StatusCode::NOT_FOUND {
             sink.send(json!({"type": "error", "path": p.display(), "detail": e.detail}));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(rx: &mut mpsc::Receiver<Bytes>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            out.push(String::from_utf8(b.to_vec()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn fs_watch_queue_is_bounded_and_keeps_overflow_and_end() {
+        let (tx, mut rx) = queue();
+        let mut sink = Sink {
+            tx,
+            dropped: 0,
+            last_modify: None,
+        };
+        let p = RelPath::parse("/d/f").unwrap();
+        for _ in 0..QUEUE + 100 {
+            sink.send(ev("create", &p, false));
+        }
+        sink.end("deleted", &RelPath::parse("/d").unwrap());
+        let got = drain(&mut rx);
+        assert_eq!(got.len(), QUEUE + 2, "bounded, with room kept back");
+        assert!(
+            got[QUEUE].starts_with("event: overflow\n"),
+            "{}",
+            got[QUEUE]
+        );
+        assert!(got[QUEUE].contains("\"dropped\":100"), "{}", got[QUEUE]);
+        assert!(got[QUEUE + 1].starts_with("event: end\n"));
+        assert!(got[QUEUE + 1].contains("\"reason\":\"deleted\""));
+    }
+
+    #[test]
+    fn fs_watch_modify_is_coalesced_only_while_unread() {
+        let (tx, mut rx) = queue();
+        let mut sink = Sink {
+            tx,
+            dropped: 0,
+            last_modify: None,
+        };
+        let p = RelPath::parse("/f").unwrap();
+        sink.send(ev("modify", &p, false));
+        sink.send(ev("modify", &p, false));
+        assert_eq!(drain(&mut rx).len(), 1, "the second one is unread anyway");
+        sink.send(ev("modify", &p, false));
+        assert_eq!(drain(&mut rx).len(), 1, "read: the next write is reported");
+        sink.send(ev("modify", &p, false));
+        sink.send(ev("modify", &RelPath::parse("/g").unwrap(), false));
+        sink.send(ev("modify", &p, false));
+        assert_eq!(drain(&mut rx).len(), 3);
     }
 }
