@@ -386,3 +386,39 @@ fn fs_set_file_permissions() {
         0o777
     );
 }
+
+#[test]
+fn fs_watch_and_friends_need_the_token() {
+    // The issue-15 endpoints sit behind the same policy as the rest (kept
+    // here rather than in tests/auth.rs's list, next to their other tests).
+    let env = Env::start(Setup::default());
+    std::fs::create_dir(env.root.join("d")).unwrap();
+    let before = snapshot(&env.root);
+    let body = br#"{"path":"/d","recursive":true,"mode":"0777","owner":0}"#;
+    for (method, path, body) in [
+        ("POST", "/fs/watch", &br#"{"path":"/d"}"#[..]),
+        ("GET", "/fs/watch/w-1-0/events", b""),
+        ("DELETE", "/fs/watch/w-1-0", b""),
+        (
+            "PUT",
+            "/fs/delete_directory",
+            &br#"{"path":"/d","recursive":true}"#[..],
+        ),
+        ("PUT", "/fs/set_file_permissions", &body[..]),
+        (
+            "POST",
+            "/process/p-1-1/resize",
+            &br#"{"rows":1,"cols":1}"#[..],
+        ),
+    ] {
+        for auth in [None, Some("Bearer wrong")] {
+            let mut h = vec![("Content-Type", "application/json")];
+            if let Some(a) = auth {
+                h.push(("Authorization", a));
+            }
+            let r = request(env.port, method, path, &h, body);
+            assert_eq!(r.status, 401, "{method} {path} with {auth:?}: {}", r.text());
+        }
+    }
+    assert_eq!(snapshot(&env.root), before, "nothing changed");
+}
