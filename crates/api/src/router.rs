@@ -43,6 +43,7 @@ enum Endpoint {
     ProgramRestart,
     ChromiumRestart,
     FsWatchStart,
+    FsWatchStream,
     FsWatchEvents,
     FsWatchStop,
     FsDeleteDirectory,
@@ -82,6 +83,7 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::POST, "/chromium/restart", ChromiumRestart),
     // Issue 15, files and PTYs (kernel-images' names).
     (Method::POST, "/fs/watch", FsWatchStart),
+    (Method::GET, "/fs/watch", FsWatchStream),
     (Method::GET, "/fs/watch/{}/events", FsWatchEvents),
     (Method::DELETE, "/fs/watch/{}", FsWatchStop),
     (Method::PUT, "/fs/delete_directory", FsDeleteDirectory),
@@ -224,6 +226,7 @@ async fn handle(
         ChromiumRestart => programs::restart_chromium(state).await,
 
         FsWatchStart => fs::watch::start(req, &state.fs).await,
+        FsWatchStream => fs::watch::start_and_stream(req, &state.fs).await,
         FsWatchEvents => fs::watch::events(seg, &state.fs).await,
         FsWatchStop => fs::watch::stop(seg, &state.fs).await,
         FsDeleteDirectory => fs::delete_directory(req, &state.fs).await,

@@ -422,3 +422,36 @@ fn fs_watch_and_friends_need_the_token() {
     }
     assert_eq!(snapshot(&env.root), before, "nothing changed");
 }
+
+#[test]
+fn fs_watch_in_one_request() {
+    // GET /fs/watch?path=…: start and stream at once; hanging up stops it.
+    let env = Env::start(Setup {
+        api_args: vec!["--max-fs-watches-per-client".into(), "1".into()],
+        ..Setup::default()
+    });
+    std::fs::create_dir(env.root.join("d")).unwrap();
+    let s = env.sse("/fs/watch?path=/d&recursive=true");
+    assert_eq!(s.status, 200);
+    let id = s.header("x-watch-id").expect("X-Watch-Id").to_string();
+    std::fs::create_dir(env.root.join("d/sub")).unwrap();
+    std::fs::write(env.root.join("d/sub/f"), b"x").unwrap();
+    wait_for_event(&s, "create", "/d/sub/f");
+    // It counts against the bounds like any watch.
+    env.post("/fs/watch", &json!({"path": "/d"}))
+        .expect_error(429);
+    env.get(&format!("/fs/watch/{id}/events")).expect_error(409);
+    drop(s);
+    // The client hung up: the watch is gone and its slot free.
+    wait_until("the watch to stop with its stream", TIMEOUT, || {
+        env.call("DELETE", &format!("/fs/watch/{id}"), &[], b"")
+            .status
+            == 404
+    });
+    let e = env.get("/fs/watch?path=/nope").expect_error(404);
+    assert!(e["detail"].as_str().unwrap().contains("/nope"), "{e}");
+    env.get("/fs/watch?path=/d&recursive=maybe")
+        .expect_error(400);
+    env.get("/fs/watch").expect_error(400);
+    start_watch(&env, "/d", false);
+}

@@ -3,6 +3,9 @@
 //! `GET /fs/watch/{id}/events` streams its events as Server-Sent Events
 //! (see `watch_tree` for the events); `DELETE /fs/watch/{id}` stops it.
 //!
+//! Or in one request: `GET /fs/watch?path=P[&recursive=true]` starts a
+//! watch and streams it at once (id in `X-Watch-Id`); hanging up stops it.
+//!
 //! Events are queued from the moment the watch starts, so nothing done
 //! between the POST and the GET is missed. One stream at a time per watch
 //! (a second concurrent GET is 409); a client that disconnects can GET
@@ -175,16 +178,44 @@ struct Start {
 
 /// `POST /fs/watch {path, recursive?}` → 201 `{watch_id, path, recursive}`.
 pub async fn start(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
-    let client = req
-        .extensions()
-        .get::<SocketAddr>()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let client = peer_ip(&req);
     let b: Start = body_json(req).await?;
     let p = RelPath::parse(&b.path)?;
+    let id = begin(fs, client, &p, b.recursive).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({"watch_id": id, "path": p.display(), "recursive": b.recursive}),
+    ))
+}
+
+/// `GET /fs/watch?path=P[&recursive=true]`: a watch and its stream in one
+/// request, for clients that want one call. The watch lives as long as the
+/// connection (the client hanging up stops it); its id is in the
+/// `X-Watch-Id` header, so it can also be stopped with DELETE.
+pub async fn start_and_stream(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
+    let client = peer_ip(&req);
+    let p = super::path_param(&req, "path")?;
+    let recursive = super::bool_param(&req, "recursive")?;
+    let id = begin(fs, client, &p, recursive).await?;
+    let mut r = stream(&id, fs, true)?;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&id) {
+        r.headers_mut().insert("x-watch-id", v);
+    }
+    Ok(r)
+}
+
+fn peer_ip(req: &Req) -> IpAddr {
+    req.extensions()
+        .get::<SocketAddr>()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Starts a watch of `p` for `client` (bounds checked); returns its id.
+async fn begin(fs: &Fs, client: IpAddr, p: &RelPath, recursive: bool) -> Result<String, ApiError> {
     let w = &fs.watches;
     w.admit(client, Instant::now())?;
-    let (root, p2, recursive) = (fs.root.clone(), p.clone(), b.recursive);
+    let (root, p2) = (fs.root.clone(), p.clone());
     let (tree, inotify) = blocking(move || watch_tree::Tree::new(root, &p2, recursive)).await?;
     // Checked again: another start may have taken the last slot meanwhile.
     w.admit(client, Instant::now())?;
@@ -207,14 +238,17 @@ pub async fn start(req: Req, fs: &Fs) -> Result<Resp, ApiError> {
         watch_tree::run(tree, inotify, tx, stop_rx).await;
         slot.ended.store(true, Ordering::SeqCst);
     });
-    Ok(json(
-        StatusCode::CREATED,
-        &json!({"watch_id": id, "path": p.display(), "recursive": b.recursive}),
-    ))
+    Ok(id)
 }
 
 /// `GET /fs/watch/{id}/events`: the SSE stream.
 pub async fn events(id: &str, fs: &Fs) -> Result<Resp, ApiError> {
+    stream(id, fs, false)
+}
+
+/// Attaches a stream to watch `id`; with `owned`, the client leaving stops
+/// the watch instead of leaving it queueing for a later GET.
+fn stream(id: &str, fs: &Fs, owned: bool) -> Result<Resp, ApiError> {
     let slot = fs.watches.get(id)?;
     let Some(mut frames) = lock(&slot.frames).take() else {
         return Err(ApiError::conflict(format!(
@@ -246,6 +280,11 @@ pub async fn events(id: &str, fs: &Fs) -> Result<Resp, ApiError> {
                 }
                 _ = tx.closed() => break,
             }
+        }
+        if owned {
+            lock(&map).remove(&id);
+            slot.stop();
+            return;
         }
         // The client left: the watch goes on, queueing for the next GET.
         *lock(&slot.idle_since) = Instant::now();
