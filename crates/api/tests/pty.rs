@@ -124,6 +124,21 @@ fn pty_is_the_controlling_terminal() {
     let exit: Value = serde_json::from_str(&evs.last().unwrap().data).unwrap();
     assert_eq!(exit["exit_code"], 0);
     assert!(s.output("stdout").contains("line"));
+
+    // Input given at spawn is typed, then the EOF character.
+    let id = spawn(
+        &env,
+        json!({"argv": ["sh", "-c", "read a; echo \"read:$a\"; cat; echo done"], "allocate_tty": true, "stdin": "first\n"}),
+    );
+    let s = env.sse(&format!("/process/{id}/stdout/stream"));
+    let evs = s.wait_end(TIMEOUT);
+    let exit: Value = serde_json::from_str(&evs.last().unwrap().data).unwrap();
+    assert_eq!(exit["exit_code"], 0);
+    let out = s.output("stdout");
+    assert!(
+        out.contains("read:first") && out.contains("done"),
+        "{out:?}"
+    );
 }
 
 #[test]
