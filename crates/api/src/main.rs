@@ -50,6 +50,12 @@ struct Args {
     /// --extensions-dir); without it the extension endpoints answer 503.
     #[arg(long)]
     chromium_extensions_dir: Option<PathBuf>,
+    /// Most /fs/watch watches running at once, altogether.
+    #[arg(long, default_value_t = corral_api::fs::watch::MAX_WATCHES)]
+    max_fs_watches: usize,
+    /// Most /fs/watch watches running at once per client (peer IP address).
+    #[arg(long, default_value_t = corral_api::fs::watch::MAX_WATCHES_PER_CLIENT)]
+    max_fs_watches_per_client: usize,
 }
 
 fn main() -> ExitCode {
@@ -117,7 +123,13 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
     tracing::info!(listen = %args.listen, auth = matches!(policy.auth, corral_serve::Auth::Token(_)), fs_root = %root.display(), "corral-api serving");
     let state = Arc::new(AppState {
         policy,
-        fs: Fs { root },
+        fs: Fs {
+            root,
+            watches: corral_api::fs::watch::Watches::new(
+                args.max_fs_watches,
+                args.max_fs_watches_per_client,
+            ),
+        },
         procs: Processes::default(),
         control: Client::new(args.socket),
         cdp: args.cdp,

@@ -50,6 +50,13 @@ enum Endpoint {
     ChromiumExtUpload,
     ChromiumExtList,
     ChromiumExtDelete,
+    FsWatchStart,
+    FsWatchStream,
+    FsWatchEvents,
+    FsWatchStop,
+    FsDeleteDirectory,
+    FsSetFilePermissions,
+    ProcResize,
 }
 
 use Endpoint::*;
@@ -96,6 +103,18 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     ),
     (Method::GET, "/chromium/extensions", ChromiumExtList),
     (Method::DELETE, "/chromium/extensions/{}", ChromiumExtDelete),
+    // Issue 15, files and PTYs (kernel-images' names).
+    (Method::POST, "/fs/watch", FsWatchStart),
+    (Method::GET, "/fs/watch", FsWatchStream),
+    (Method::GET, "/fs/watch/{}/events", FsWatchEvents),
+    (Method::DELETE, "/fs/watch/{}", FsWatchStop),
+    (Method::PUT, "/fs/delete_directory", FsDeleteDirectory),
+    (
+        Method::PUT,
+        "/fs/set_file_permissions",
+        FsSetFilePermissions,
+    ),
+    (Method::POST, "/process/{}/resize", ProcResize),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -236,6 +255,13 @@ async fn handle(
         ChromiumExtUpload => chromium::upload_extensions(req, state).await,
         ChromiumExtList => chromium::list_extensions(state).await,
         ChromiumExtDelete => chromium::delete_extension(req, seg, state).await,
+        FsWatchStart => fs::watch::start(req, &state.fs).await,
+        FsWatchStream => fs::watch::start_and_stream(req, &state.fs).await,
+        FsWatchEvents => fs::watch::events(seg, &state.fs).await,
+        FsWatchStop => fs::watch::stop(seg, &state.fs).await,
+        FsDeleteDirectory => fs::delete_directory(req, &state.fs).await,
+        FsSetFilePermissions => fs::set_file_permissions(req, &state.fs).await,
+        ProcResize => procs::resize(req, seg, &state.procs).await,
     }
 }
 

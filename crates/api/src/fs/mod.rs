@@ -12,9 +12,12 @@
 //! mapping), `meta` (entries, modes, times), `ops` (mkdir, delete, move,
 //! chmod), `read` (ranges, file streams), `write` (atomic writes),
 //! `upload` (multipart), `unzip_plan` + `unzip` (archive validation and
-//! extraction), `zipdl` (streamed directory zips).
+//! extraction), `zipdl` (streamed directory zips), `watch` + `watch_tree`
+//! (`/fs/watch`: inotify over SSE), `delete_perms` (`delete_directory`,
+//! `set_file_permissions`).
 
 mod confine;
+mod delete_perms;
 mod meta;
 mod ops;
 mod path;
@@ -28,6 +31,8 @@ mod tests_unzip;
 mod unzip;
 mod unzip_plan;
 mod upload;
+pub mod watch;
+mod watch_tree;
 mod write;
 mod zipdl;
 
@@ -43,6 +48,7 @@ use tokio::io::AsyncSeekExt;
 
 use crate::http::{body_json, json, ok, param, query, streamed, ApiError, Req, Resp};
 use confine::{errno_err, kind, Root};
+pub use delete_perms::{delete_directory, set_file_permissions};
 use path::RelPath;
 use read::{opt_u64, span, FileStream, Span};
 pub use unzip::{Summary as ZipSummary, ZipLimits};
@@ -72,6 +78,8 @@ impl ZipLimits {
 /// File operations, every path confined to `root` ("/" when unset).
 pub struct Fs {
     pub root: PathBuf,
+    /// The live `/fs/watch` watches and their bounds.
+    pub watches: watch::Watches,
 }
 
 /// Runs blocking filesystem work off the async threads.

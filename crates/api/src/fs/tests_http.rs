@@ -20,7 +20,10 @@ use super::*;
 pub(super) async fn server(root: PathBuf) -> SocketAddr {
     let state = Arc::new(crate::AppState {
         policy: corral_serve::Policy::open(),
-        fs: Fs { root },
+        fs: Fs {
+            root,
+            watches: Default::default(),
+        },
         procs: crate::procs::Processes::default(),
         control: crate::control::Client::new(PathBuf::from("/nonexistent/corral.sock")),
         cdp: "http://127.0.0.1:9".into(),

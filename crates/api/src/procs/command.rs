@@ -48,6 +48,15 @@ pub struct RunRequest {
     pub max_output_bytes: Option<usize>,
     #[serde(default)]
     pub encoding: Option<Encoding>,
+    /// `/process/spawn` only: run on a new pseudo-terminal (kernel-images'
+    /// name; `pty` is accepted too).
+    #[serde(default, alias = "pty")]
+    pub allocate_tty: bool,
+    /// The terminal's size (with `allocate_tty`); 24 x 80 when not given.
+    #[serde(default)]
+    pub rows: Option<u16>,
+    #[serde(default)]
+    pub cols: Option<u16>,
 }
 
 /// A user name, or a numeric uid (as a number or a string of digits).
@@ -100,8 +109,38 @@ impl RunRequest {
         }
     }
 
+    /// The terminal size asked for: `None` without `allocate_tty`;
+    /// rows and cols without it, or 0, are refused.
+    pub fn tty_size(&self) -> Result<Option<(u16, u16)>, ApiError> {
+        if !self.allocate_tty {
+            if self.rows.is_some() || self.cols.is_some() {
+                return Err(ApiError::bad_request(
+                    "rows and cols are the size of a pseudo-terminal: give them with \"allocate_tty\": true",
+                ));
+            }
+            return Ok(None);
+        }
+        let rows = self.rows.unwrap_or(24);
+        let cols = self.cols.unwrap_or(80);
+        if rows == 0 || cols == 0 {
+            return Err(ApiError::bad_request("rows and cols must be at least 1"));
+        }
+        Ok(Some((rows, cols)))
+    }
+
     /// The command, not yet started: stdio is left to the caller.
     pub fn command(&self) -> Result<Command, ApiError> {
+        let mut cmd = self.command_base()?;
+        // Its own group: a timeout or a kill signals the whole tree it
+        // starts, and a Ctrl-C meant for corral-api's group never reaches it.
+        cmd.process_group(0);
+        Ok(cmd)
+    }
+
+    /// `command` without the process group: a PTY child makes its own
+    /// session instead (`setsid` fails in a process-group leader), which
+    /// is a new group all the same.
+    pub fn command_base(&self) -> Result<Command, ApiError> {
         let Some(program) = self.argv.first() else {
             return Err(ApiError::bad_request("argv must name a program"));
         };
@@ -152,9 +191,6 @@ impl RunRequest {
         }
         // After HOME/USER, so an explicit env entry wins.
         cmd.envs(&self.env);
-        // Its own group: a timeout or a kill signals the whole tree it
-        // starts, and a Ctrl-C meant for corral-api's group never reaches it.
-        cmd.process_group(0);
         Ok(cmd)
     }
 }

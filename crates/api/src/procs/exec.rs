@@ -57,6 +57,11 @@ pub async fn run(req: RunRequest) -> Result<ExecResult, ApiError> {
             "max_output_bytes must be at most {MAX_MAX_OUTPUT}"
         )));
     }
+    if req.allocate_tty || req.rows.is_some() || req.cols.is_some() {
+        return Err(ApiError::bad_request(
+            "allocate_tty, rows and cols are for /process/spawn (a terminal needs a live process to talk to)",
+        ));
+    }
     let input = req.stdin_bytes()?;
     let mut cmd = req.command()?;
     cmd.stdin(if input.is_some() {

@@ -1,6 +1,12 @@
 //! `/process/*`: running commands — synchronously (`exec`) or in the
 //! background (`spawn`, then `status`, `stdout/stream`, `stdin`, `kill`).
 //!
+//! With `"allocate_tty": true` (`pty` module) a spawned command runs on a
+//! pseudo-terminal of `rows` x `cols`: its output (stdout and stderr
+//! alike, as a terminal shows them) comes as `stdout` events, `/stdin`
+//! types into the terminal, and `POST /process/{id}/resize` changes the
+//! size (the process gets SIGWINCH). Without one, resize is 409.
+//!
 //! Commands are argv vectors, never run through a shell. Each runs in a
 //! process group of its own, so a timeout or a kill signals everything it
 //! started. A command that cannot be started (no such program, not
@@ -26,6 +32,7 @@
 mod command;
 mod exec;
 mod output;
+mod pty;
 mod spawn;
 mod sys;
 
@@ -40,12 +47,12 @@ use base64::Engine;
 use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
-use tokio::process::ChildStdin;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 pub use command::RunRequest;
 use output::{Channel, Replay};
+pub use pty::ResizeRequest;
 pub use sys::{parse_signal, SignalSpec};
 
 use crate::http::{body_bytes, body_json, ok, ApiError, Req, Resp, MAX_JSON_BODY};
@@ -79,8 +86,11 @@ pub struct Proc {
     started: Instant,
     started_at: SystemTime,
     /// `None` once closed (by a client, at spawn when `stdin` was given, or
-    /// at exit). The async mutex serialises writers.
-    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    /// at exit). The async mutex serialises writers. A pipe, or the PTY
+    /// master.
+    stdin: tokio::sync::Mutex<Option<Writer>>,
+    /// The pseudo-terminal's master and its current size (rows, cols).
+    pty: Option<(pty::Master, Mutex<(u16, u16)>)>,
     state: Mutex<State>,
     /// Bumped after every change of `state`, to wake stream clients.
     changed: watch::Sender<()>,
@@ -114,8 +124,11 @@ impl Exit {
     }
 }
 
+/// Where `/stdin` writes go.
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
 impl Proc {
-    fn new(id: String, pid: u32, argv: Vec<String>, stdin: Option<ChildStdin>) -> Proc {
+    fn new(id: String, pid: u32, argv: Vec<String>, stdin: Option<Writer>) -> Proc {
         Proc {
             id,
             pid,
@@ -123,6 +136,7 @@ impl Proc {
             started: Instant::now(),
             started_at: SystemTime::now(),
             stdin: tokio::sync::Mutex::new(stdin),
+            pty: None,
             state: Mutex::new(State {
                 replay: Replay::default(),
                 exit: None,
@@ -164,7 +178,11 @@ impl Proc {
         let exit = self.exit();
         let fmt = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
         let stdin_open = self.stdin.try_lock().map_or(true, |s| s.is_some());
-        match exit {
+        let tty = self.pty.as_ref().map(|(_, size)| {
+            let (rows, cols) = *size.lock().unwrap_or_else(|p| p.into_inner());
+            json!({"rows": rows, "cols": cols})
+        });
+        let mut v = match exit {
             None => json!({
                 "id": self.id, "pid": self.pid, "argv": self.argv,
                 "state": "running", "exit_code": null, "signal": null, "timed_out": false,
@@ -182,7 +200,10 @@ impl Proc {
                 "rss_bytes": null, "cpu_ms": e.cpu_ms,
                 "stdin_open": false,
             }),
-        }
+        };
+        v["tty"] = json!(tty.is_some());
+        v["tty_size"] = json!(tty);
+        v
     }
 }
 
@@ -251,37 +272,80 @@ impl Processes {
         }
         let timeout = req.timeout(None, command::MAX_SPAWN_TIMEOUT)?;
         let input = req.stdin_bytes()?;
-        let mut cmd = req.command()?;
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        let size = req.tty_size()?;
+        let (mut cmd, terminal) = match size {
+            None => {
+                let mut cmd = req.command()?;
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                (cmd, None)
+            }
+            Some((rows, cols)) => {
+                let mut cmd = req.command_base()?;
+                if !req.env.contains_key("TERM") {
+                    cmd.env("TERM", "xterm-256color");
+                }
+                let (master, slave) = pty::open(rows, cols).map_err(|e| {
+                    ApiError::unavailable(format!("cannot open a pseudo-terminal: {e}"))
+                })?;
+                pty::attach(&mut cmd, &slave).map_err(|e| {
+                    ApiError::unavailable(format!("cannot open a pseudo-terminal: {e}"))
+                })?;
+                (cmd, Some((master, slave, rows, cols)))
+            }
+        };
 
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         table.prune(Instant::now(), &LIMITS, 1)?;
         let mut child = cmd
             .spawn()
             .map_err(|e| command::spawn_error(&req.argv[0], &e))?;
+        // Our copies of the slave go now (with the Command holding them):
+        // the master reports the end only once the child's are all closed.
+        drop(cmd);
         let pid = child.id().unwrap_or_default();
         table.next += 1;
         let id = format!("p-{}-{pid}", table.next);
-        let mut stdin = child.stdin.take();
+        let mut stdin: Option<Writer> = match &terminal {
+            Some((master, ..)) => Some(Box::new(pty::Io(master.clone()))),
+            None => child.stdin.take().map(|p| Box::new(p) as Writer),
+        };
         if let Some(input) = input {
-            // Given up front: written, then closed (EOF), by its own task
-            // so a large input cannot hold up this request.
+            // Given up front: written, then closed (EOF; on a terminal,
+            // the EOF character), by its own task so a large input cannot
+            // hold up this request.
             if let Some(mut pipe) = stdin.take() {
+                let tty = terminal.is_some();
                 tokio::spawn(async move {
                     let _ = pipe.write_all(&input).await;
+                    if tty {
+                        let _ = pipe.write_all(b"\x04").await;
+                    }
                 });
             }
         }
-        let proc = Arc::new(Proc::new(id.clone(), pid, req.argv, stdin));
+        let mut proc = Proc::new(id.clone(), pid, req.argv, stdin);
+        let mut output = None;
+        if let Some((master, slave, rows, cols)) = terminal {
+            drop(slave);
+            output = Some(pty::Io(master.clone()));
+            proc.pty = Some((master, Mutex::new((rows, cols))));
+        }
+        let proc = Arc::new(proc);
         table.procs.insert(id, proc.clone());
         drop(table);
 
-        let readers = [
-            spawn::pump(proc.clone(), Channel::Stdout, child.stdout.take()),
-            spawn::pump(proc.clone(), Channel::Stderr, child.stderr.take()),
-        ];
+        let readers = match output {
+            Some(out) => [
+                spawn::pump(proc.clone(), Channel::Stdout, Some(out)),
+                tokio::spawn(async {}),
+            ],
+            None => [
+                spawn::pump(proc.clone(), Channel::Stdout, child.stdout.take()),
+                spawn::pump(proc.clone(), Channel::Stderr, child.stderr.take()),
+            ],
+        };
         tokio::spawn(spawn::supervise(proc.clone(), child, timeout, readers));
         Ok(proc)
     }
@@ -344,6 +408,11 @@ impl Processes {
             }
         }
         if req.close {
+            if proc.pty.is_some() {
+                // A terminal has no end of input to close: what a user
+                // types for it is the EOF character (^D, at a line start).
+                let _ = pipe.write_all(b"\x04").await;
+            }
             *stdin = None; // dropping the pipe is the EOF
         }
         Ok(json!({ "written": data.len(), "stdin_open": stdin.is_some() }))
@@ -414,6 +483,11 @@ pub async fn stream(id: &str, p: &Processes) -> Result<Resp, ApiError> {
 pub async fn stdin(req: Req, id: &str, p: &Processes) -> Result<Resp, ApiError> {
     let body: StdinRequest = body_json(req).await?;
     ok(&p.write_stdin(id, body).await?)
+}
+
+pub async fn resize(req: Req, id: &str, p: &Processes) -> Result<Resp, ApiError> {
+    let body: ResizeRequest = body_json(req).await?;
+    ok(&p.resize(id, body)?)
 }
 
 pub async fn kill(req: Req, id: &str, p: &Processes) -> Result<Resp, ApiError> {
