@@ -8,7 +8,8 @@
 //! users); [`fs`] `/fs/*` (confinement to `--fs-root`, reads, atomic writes,
 //! uploads, zip in and out); [`logs`] `/logs/stream`; [`programs`]
 //! `/programs` and `/chromium/restart` over corral's control socket through
-//! [`control`].
+//! [`control`]; [`recording`] `/recording/*` (screen recordings by ffmpeg
+//! as a corral program).
 
 pub mod control;
 pub mod fs;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod logs;
 pub mod procs;
 pub mod programs;
+pub mod recording;
 mod router;
 
 use std::sync::Arc;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub cdp: String,
     /// The corral program name of Chromium.
     pub chromium_program: String,
+    /// `/recording/*`: settings and the start/stop lock.
+    pub recording: recording::Recorder,
 }
 
 /// Serves until `stop` resolves, then lets the requests in flight finish

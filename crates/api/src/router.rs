@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{Method, StatusCode};
 
 use crate::http::{full, ApiError, Req, Resp};
-use crate::{fs, logs, procs, programs, AppState};
+use crate::{fs, logs, procs, programs, recording, AppState};
 
 /// The OpenAPI document, compiled in so it always matches this binary.
 pub const SPEC: &str = include_str!("../api/openapi.yaml");
@@ -42,6 +42,11 @@ enum Endpoint {
     ProgramStop,
     ProgramRestart,
     ChromiumRestart,
+    RecordingStart,
+    RecordingStop,
+    RecordingList,
+    RecordingDownload,
+    RecordingDelete,
 }
 
 use Endpoint::*;
@@ -74,6 +79,12 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::POST, "/programs/{}/stop", ProgramStop),
     (Method::POST, "/programs/{}/restart", ProgramRestart),
     (Method::POST, "/chromium/restart", ChromiumRestart),
+    // Screen recording (recording/mod.rs).
+    (Method::POST, "/recording/start", RecordingStart),
+    (Method::POST, "/recording/stop", RecordingStop),
+    (Method::GET, "/recording/list", RecordingList),
+    (Method::GET, "/recording/download", RecordingDownload),
+    (Method::POST, "/recording/delete", RecordingDelete),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -205,6 +216,12 @@ async fn handle(
         ProgramStop => programs::act(seg, "stop", &state.control).await,
         ProgramRestart => programs::act(seg, "restart", &state.control).await,
         ChromiumRestart => programs::restart_chromium(state).await,
+
+        RecordingStart => recording::start(req, state).await,
+        RecordingStop => recording::stop(req, state).await,
+        RecordingList => recording::list(state).await,
+        RecordingDownload => recording::download(req, state).await,
+        RecordingDelete => recording::delete(req, state).await,
     }
 }
 

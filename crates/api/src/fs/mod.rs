@@ -44,7 +44,8 @@ use tokio::io::AsyncSeekExt;
 use crate::http::{body_json, json, ok, param, query, streamed, ApiError, Req, Resp};
 use confine::{errno_err, kind, Root};
 use path::RelPath;
-use read::{opt_u64, span, FileStream, Span};
+pub use read::FileStream;
+use read::{opt_u64, span, Span};
 pub use unzip::ZipLimits;
 
 /// `write_file`: largest body.

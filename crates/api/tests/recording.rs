@@ -1,0 +1,288 @@
+//! `/recording/*` for real: corral as PID 1 runs Xvfb and the `recording`
+//! program (`corral-api record`, which becomes Debian's ffmpeg) exactly as
+//! supervisor.toml does (autostart off, restart never, stop signal INT);
+//! the files are checked with ffprobe.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 480;
+
+/// corral with Xvfb and the recording program; corral-api told where.
+/// The environment and corral's probe port (`/readyz`).
+fn env_with(min_free_mib: &str) -> (Env, u16) {
+    let display = free_display();
+    let params =
+        std::env::temp_dir().join(format!("corral-rec-{}-{display}.json", std::process::id()));
+    let programs = format!(
+        "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n\n\
+         [programs.recording]\ncommand = {r}\ndepends_on = [\"xvfb\"]\nautostart = false\n\
+         restart = \"never\"\nstop_signal = \"INT\"\nstop_timeout = \"10s\"\n",
+        x = argv(&[
+            "Xvfb",
+            &format!(":{display}"),
+            "-screen",
+            "0",
+            &format!("{WIDTH}x{HEIGHT}x24"),
+            "-nolisten",
+            "tcp"
+        ]),
+        r = argv(&[api_bin(), "record", "--params", &params.to_string_lossy()]),
+    );
+    let api_args: Vec<String> = vec![
+        "--display".into(),
+        format!(":{display}"),
+        "--recording-params".into(),
+        params.to_string_lossy().into(),
+        // The scratch volume is whatever /tmp is: a small budget.
+        "--recording-min-free-mib".into(),
+        min_free_mib.into(),
+    ];
+    // corral's /readyz: a recording that ended must not leave it at 503.
+    let probe_port = free_port();
+    let env = Env::start(Setup {
+        programs,
+        api_args,
+        supervisor: format!("http = \"127.0.0.1:{probe_port}\""),
+        ..Setup::default()
+    });
+    (env, probe_port)
+}
+
+fn recordings(env: &Env) -> PathBuf {
+    env.root.join("recordings")
+}
+
+fn entry(env: &Env, id: &str) -> Value {
+    let list = env.get("/recording/list").expect(200).json();
+    list["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not listed: {list}"))
+}
+
+/// corral's `/readyz` status: 200 once every wanted program is ready.
+fn readyz(probe: u16) -> u16 {
+    try_request(probe, "GET", "/readyz", &[], b"")
+        .map(|r| r.status)
+        .unwrap_or(0)
+}
+
+fn program_state(env: &Env) -> String {
+    let list = env.get("/programs").expect(200).json();
+    list["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "recording")
+        .map(|p| p["state"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// ffprobe's view of an mp4: (width, height, duration in s, frames decoded).
+fn probe(file: &Path) -> (u32, u32, f64, u64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=width,height,nb_read_frames:format=duration",
+        ])
+        .args(["-of", "json"])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    let num = |x: &Value| -> f64 { x.as_str().and_then(|s| s.parse().ok()).unwrap_or(-1.0) };
+    (
+        s["width"].as_u64().unwrap() as u32,
+        s["height"].as_u64().unwrap() as u32,
+        num(&v["format"]["duration"]),
+        num(&s["nb_read_frames"]) as u64,
+    )
+}
+
+fn start(env: &Env, body: Value) -> String {
+    let r = env.post("/recording/start", &body).expect(200).json();
+    assert_eq!(r["state"], "recording", "{r}");
+    r["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until the recording in progress has run `secs` seconds by its own
+/// count (the list's duration) — a real condition, not a sleep.
+fn wait_recorded(env: &Env, id: &str, secs: f64) {
+    wait_until("the recording to run", Duration::from_secs(60), || {
+        entry(env, id)["duration_s"].as_f64().unwrap() >= secs
+    });
+}
+
+#[test]
+fn a_five_second_recording_ends_by_itself_and_decodes_at_the_screen_size() {
+    let (env, probe_port) = env_with("64");
+    let id = start(&env, json!({ "framerate": 10, "max_duration_s": 5 }));
+    // ffmpeg stops itself at -t 5; the watcher then stops the program.
+    wait_until("the recording to finish", Duration::from_secs(60), || {
+        entry(&env, &id)["state"] == "finished"
+    });
+    let (w, h, duration, frames) = probe(&recordings(&env).join(format!("{id}.mp4")));
+    assert_eq!((w, h), (WIDTH, HEIGHT));
+    assert!((duration - 5.0).abs() <= 0.5, "duration {duration}");
+    assert!(frames >= 45, "{frames} frames at 10 fps in 5 s");
+    // Ended by itself, the program is no longer wanted: corral is ready.
+    wait_until("/readyz to answer 200", TIMEOUT, || {
+        readyz(probe_port) == 200
+    });
+    assert!(env.get("/recording/list").expect(200).json()["active"].is_null());
+}
+
+#[test]
+fn start_stop_list_download_delete_round_trip() {
+    let (env, _) = env_with("64");
+    let id = start(&env, json!({}));
+    let e = entry(&env, &id);
+    assert_eq!(e["framerate"], 10);
+    assert_eq!(e["max_duration_s"], 600);
+    assert_eq!(env.get("/recording/list").expect(200).json()["active"], id);
+    // One at a time; a finished-only file cannot be fetched or deleted yet.
+    let v = env.post("/recording/start", &json!({})).expect_error(409);
+    assert!(v["detail"].as_str().unwrap().contains(&id), "{v}");
+    env.get(&format!("/recording/download?id={id}"))
+        .expect_error(409);
+    env.post("/recording/delete", &json!({ "id": id }))
+        .expect_error(409);
+    wait_recorded(&env, &id, 3.0);
+    let stopped = env
+        .post("/recording/stop", &json!({ "id": id }))
+        .expect(200)
+        .json();
+    assert_eq!(stopped["state"], "finished");
+    let took = stopped["duration_s"].as_f64().unwrap();
+    assert_eq!(program_state(&env), "STOPPED");
+    env.post("/recording/stop", &json!({})).expect_error(409);
+
+    let file = recordings(&env).join(format!("{id}.mp4"));
+    let (w, h, duration, _) = probe(&file);
+    assert_eq!((w, h), (WIDTH, HEIGHT));
+    assert!(
+        (duration - took).abs() <= took * 0.1 + 0.3,
+        "video {duration}s, recorded {took}s"
+    );
+    let r = env.get(&format!("/recording/download?id={id}")).expect(200);
+    assert_eq!(r.header("content-type"), Some("video/mp4"));
+    assert_eq!(r.body, std::fs::read(&file).unwrap());
+    assert_eq!(entry(&env, &id)["size_bytes"], r.body.len() as u64);
+
+    env.post("/recording/delete", &json!({ "id": id }))
+        .expect(200);
+    assert!(!file.exists());
+    assert_eq!(
+        env.get("/recording/list").expect(200).json()["recordings"],
+        json!([])
+    );
+    env.get(&format!("/recording/download?id={id}"))
+        .expect_error(404);
+    env.post("/recording/delete", &json!({ "id": id }))
+        .expect_error(404);
+    // A new recording after the old one: the program starts again.
+    let id2 = start(&env, json!({ "framerate": 5 }));
+    assert_ne!(id, id2);
+    env.post("/recording/stop", &json!({})).expect(200);
+}
+
+#[test]
+fn a_recording_killed_with_sigkill_still_decodes() {
+    let (env, probe_port) = env_with("64");
+    let id = start(&env, json!({ "framerate": 10 }));
+    wait_recorded(&env, &id, 3.0);
+    let out = Command::new(workspace_bin("corralctl"))
+        .arg("--socket")
+        .arg(&env.socket)
+        .args(["signal", "KILL", "recording"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("the recording to end", TIMEOUT, || {
+        entry(&env, &id)["state"] != "recording"
+    });
+    let (w, h, duration, frames) = probe(&recordings(&env).join(format!("{id}.mp4")));
+    assert_eq!((w, h), (WIDTH, HEIGHT));
+    // Fragments of one second: all but the one being written survive.
+    assert!(duration >= 1.5, "only {duration}s survived");
+    assert!(frames >= 15, "{frames} frames");
+    assert_eq!(entry(&env, &id)["state"], "finished");
+    // Not wanted any more: an EXITED wanted program would keep /readyz at 503.
+    wait_until("/readyz to answer 200", TIMEOUT, || {
+        readyz(probe_port) == 200
+    });
+}
+
+#[test]
+fn a_recording_is_refused_when_the_disk_budget_is_too_small() {
+    // More free space than any test machine has.
+    let (env, _) = env_with("1000000000");
+    let v = env.post("/recording/start", &json!({})).expect_error(507);
+    assert!(v["detail"].as_str().unwrap().contains("MiB free"), "{v}");
+    assert_eq!(program_state(&env), "STOPPED");
+    let dir = recordings(&env);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+#[test]
+fn bad_ids_and_bodies_are_refused_clearly() {
+    let (env, _) = env_with("64");
+    std::fs::create_dir_all(recordings(&env)).unwrap();
+    std::fs::write(env.root.join("secret.mp4"), b"not yours").unwrap();
+    for id in ["../secret", "..%2Fsecret", "a%2Fb", "-x", "a.b"] {
+        env.get(&format!("/recording/download?id={id}"))
+            .expect_error(400);
+    }
+    env.get("/recording/download").expect_error(400);
+    env.get("/recording/download?id=nope").expect_error(404);
+    env.post("/recording/delete", &json!({ "id": "../secret" }))
+        .expect_error(400);
+    env.post("/recording/delete", &json!({})).expect_error(400);
+    env.post("/recording/delete", &json!({ "id": "nope" }))
+        .expect_error(404);
+    assert!(env.root.join("secret.mp4").exists());
+    for body in [
+        json!({ "framerate": 0 }),
+        json!({ "framerate": 31 }),
+        json!({ "max_duration_s": 0 }),
+        json!({ "max_duration_s": 3601 }),
+        json!({ "fps": 10 }),
+        json!({ "framerate": "ten" }),
+    ] {
+        let v = env.post("/recording/start", &body).expect_error(400);
+        assert!(v["detail"].is_string(), "{body}: {v}");
+    }
+    env.post("/recording/stop", &json!({})).expect_error(409);
+    env.post("/recording/stop", &json!({ "id": "nope" }))
+        .expect_error(404);
+    assert_eq!(program_state(&env), "STOPPED");
+    assert_eq!(
+        std::fs::read_dir(recordings(&env)).unwrap().count(),
+        0,
+        "a refused start wrote something"
+    );
+}
