@@ -145,7 +145,12 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         max_duration_s: args.recording_max_duration,
     };
     let control = Client::new(args.socket);
-    tokio::spawn(recording::adopt(recording.clone(), control.clone()));
+    let recorder = recording::Recorder::new(recording.clone());
+    tokio::spawn(recording::adopt(
+        recording,
+        control.clone(),
+        recorder.lock.clone(),
+    ));
     let state = Arc::new(AppState {
         policy,
         fs: Fs { root },
@@ -153,7 +158,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         control,
         cdp: args.cdp,
         chromium_program: args.chromium_program,
-        recording: recording::Recorder::new(recording),
+        recording: recorder,
     });
     corral_api::serve(listener, state, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-api stopped");

@@ -17,6 +17,7 @@ pub mod ffmpeg;
 pub mod store;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corral_proto::{ProgramStatus, Request, Response, State, Targets, Wait};
@@ -54,17 +55,20 @@ pub struct Config {
     pub max_duration_s: u64,
 }
 
+/// Start, stop, delete and the watcher's stops one at a time: a watcher
+/// deciding to stop recording A must not stop B started meanwhile.
+pub type Lock = Arc<tokio::sync::Mutex<()>>;
+
 pub struct Recorder {
     pub config: Config,
-    /// Start, stop and delete one at a time.
-    lock: tokio::sync::Mutex<()>,
+    pub lock: Lock,
 }
 
 impl Recorder {
     pub fn new(config: Config) -> Recorder {
         Recorder {
             config,
-            lock: tokio::sync::Mutex::new(()),
+            lock: Lock::default(),
         }
     }
 }
@@ -228,7 +232,8 @@ pub async fn start(req: Req, state: &AppState) -> Result<Resp, ApiError> {
         let _ = std::fs::remove_file(store::meta_path(&c.dir, &id));
         return Err(e);
     }
-    tokio::spawn(watch(c.clone(), state.control.clone(), id.clone()));
+    let lock = state.recording.lock.clone();
+    tokio::spawn(watch(c.clone(), state.control.clone(), id.clone(), lock));
     tracing::info!(%id, framerate, max_duration_s, max_bytes = meta.max_bytes, "recording started");
     ok(&store::entry(&c.dir, &meta, true))
 }
@@ -289,9 +294,11 @@ async fn tail(c: &Config, control: &Client) -> String {
 /// itself (duration or size reached, crash) stops the program so corral
 /// no longer counts it as wanted (an EXITED wanted program keeps /readyz
 /// at 503).
-pub async fn watch(c: Config, control: Client, id: String) {
+pub async fn watch(c: Config, control: Client, id: String, lock: Lock) {
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
+        // Held while deciding and stopping (released at the loop's end).
+        let _guard = lock.lock().await;
         let s = match program(&c, &control).await {
             Ok(Some(s)) => s,
             Ok(None) => return,
@@ -319,11 +326,13 @@ pub async fn watch(c: Config, control: Client, id: String) {
 
 /// At corral-api's start: watch a recording left running by a previous
 /// corral-api, or clear one that ended meanwhile.
-pub async fn adopt(c: Config, control: Client) {
+pub async fn adopt(c: Config, control: Client, lock: Lock) {
+    let guard = lock.lock().await;
     if let Ok(Some(s)) = program(&c, &control).await {
         if running(&s) {
             if let Ok(p) = ffmpeg::read_params(&c.params) {
-                watch(c, control, p.id).await;
+                drop(guard);
+                watch(c, control, p.id, lock).await;
             }
         } else if matches!(s.state, State::Exited | State::Fatal | State::Backoff) {
             let _ = act(&c, &control, false).await;
