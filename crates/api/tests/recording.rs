@@ -16,11 +16,12 @@ const WIDTH: u32 = 640;
 const HEIGHT: u32 = 480;
 
 /// corral with Xvfb and the recording program; corral-api told where.
-/// The environment and corral's probe port (`/readyz`).
-fn env_with(min_free_mib: &str) -> (Env, u16) {
+/// Gives the environment, corral's probe port (`/readyz`), and the scratch
+/// directory of the parameters file (keep it alive with the environment).
+fn env_with(min_free_mib: &str) -> (Env, u16, tempfile::TempDir) {
     let display = free_display();
-    let params =
-        std::env::temp_dir().join(format!("corral-rec-{}-{display}.json", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let params = scratch.path().join("recording.json");
     let programs = format!(
         "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n\n\
          [programs.recording]\ncommand = {r}\ndepends_on = [\"xvfb\"]\nautostart = false\n\
@@ -53,7 +54,7 @@ fn env_with(min_free_mib: &str) -> (Env, u16) {
         supervisor: format!("http = \"127.0.0.1:{probe_port}\""),
         ..Setup::default()
     });
-    (env, probe_port)
+    (env, probe_port, scratch)
 }
 
 fn recordings(env: &Env) -> PathBuf {
@@ -134,7 +135,7 @@ fn wait_recorded(env: &Env, id: &str, secs: f64) {
 
 #[test]
 fn a_five_second_recording_ends_by_itself_and_decodes_at_the_screen_size() {
-    let (env, probe_port) = env_with("64");
+    let (env, probe_port, _scratch) = env_with("64");
     let id = start(&env, json!({ "framerate": 10, "max_duration_s": 5 }));
     // ffmpeg stops itself at -t 5; the watcher then stops the program.
     wait_until("the recording to finish", Duration::from_secs(60), || {
@@ -153,7 +154,7 @@ fn a_five_second_recording_ends_by_itself_and_decodes_at_the_screen_size() {
 
 #[test]
 fn start_stop_list_download_delete_round_trip() {
-    let (env, _) = env_with("64");
+    let (env, _, _scratch) = env_with("64");
     let id = start(&env, json!({}));
     let e = entry(&env, &id);
     assert_eq!(e["framerate"], 10);
@@ -207,7 +208,7 @@ fn start_stop_list_download_delete_round_trip() {
 
 #[test]
 fn a_recording_killed_with_sigkill_still_decodes() {
-    let (env, probe_port) = env_with("64");
+    let (env, probe_port, _scratch) = env_with("64");
     let id = start(&env, json!({ "framerate": 10 }));
     wait_recorded(&env, &id, 3.0);
     let out = Command::new(workspace_bin("corralctl"))
@@ -239,7 +240,7 @@ fn a_recording_killed_with_sigkill_still_decodes() {
 #[test]
 fn a_recording_is_refused_when_the_disk_budget_is_too_small() {
     // More free space than any test machine has.
-    let (env, _) = env_with("1000000000");
+    let (env, _, _scratch) = env_with("1000000000");
     let v = env.post("/recording/start", &json!({})).expect_error(507);
     assert!(v["detail"].as_str().unwrap().contains("MiB free"), "{v}");
     assert_eq!(program_state(&env), "STOPPED");
@@ -250,7 +251,7 @@ fn a_recording_is_refused_when_the_disk_budget_is_too_small() {
 
 #[test]
 fn bad_ids_and_bodies_are_refused_clearly() {
-    let (env, _) = env_with("64");
+    let (env, _, _scratch) = env_with("64");
     std::fs::create_dir_all(recordings(&env)).unwrap();
     std::fs::write(env.root.join("secret.mp4"), b"not yours").unwrap();
     for id in ["../secret", "..%2Fsecret", "a%2Fb", "-x", "a.b"] {

@@ -44,7 +44,38 @@ fn schemathesis_finds_no_mismatch_with_the_spec() {
          -r crates/api/tests/schemathesis/requirements.txt), or set CORRAL_SCHEMATHESIS to an `st`",
         st.display()
     );
-    let env = Env::start(Setup::default());
+    // Xvfb and the `recording` program as in supervisor.toml, so that
+    // /recording/start really records (ffmpeg) rather than answering 503.
+    let display = free_display();
+    let scratch = tempfile::tempdir().unwrap(); // lives as long as the run
+    let params = scratch.path().join("recording.json");
+    let programs = format!(
+        "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n\n\
+         [programs.recording]\ncommand = {r}\ndepends_on = [\"xvfb\"]\nautostart = false\n\
+         restart = \"never\"\nstop_signal = \"INT\"\nstop_timeout = \"10s\"\n",
+        x = argv(&[
+            "Xvfb",
+            &format!(":{display}"),
+            "-screen",
+            "0",
+            "320x240x24",
+            "-nolisten",
+            "tcp"
+        ]),
+        r = argv(&[api_bin(), "record", "--params", &params.to_string_lossy()]),
+    );
+    let env = Env::start(Setup {
+        programs,
+        api_args: vec![
+            "--display".into(),
+            format!(":{display}"),
+            "--recording-params".into(),
+            params.to_string_lossy().into(),
+            "--recording-min-free-mib".into(),
+            "64".into(),
+        ],
+        ..Setup::default()
+    });
     // Something for the fs operations to find.
     std::fs::create_dir(env.root.join("dir")).unwrap();
     std::fs::write(env.root.join("dir/file.txt"), "some text\n").unwrap();
