@@ -19,13 +19,42 @@ const HEIGHT: u32 = 480;
 /// Gives the environment, corral's probe port (`/readyz`), and the scratch
 /// directory of the parameters file (keep it alive with the environment).
 fn env_with(min_free_mib: &str) -> (Env, u16, tempfile::TempDir) {
+    env_on(min_free_mib, None)
+}
+
+/// As [`env_with`]; with `tmpfs = Some(size)` the recordings live on a
+/// tmpfs of that size (`scratch/recordings`, mounted by a oneshot program
+/// inside corral's own mount namespace, so it goes with it): a volume that
+/// can really fill up. The test process does not see it; it reads through
+/// the API.
+fn env_on(min_free_mib: &str, tmpfs: Option<&str>) -> (Env, u16, tempfile::TempDir) {
     let display = free_display();
     let scratch = tempfile::tempdir().unwrap();
     let params = scratch.path().join("recording.json");
+    let mut volume = String::new();
+    let mut api_extra = Vec::new();
+    if let Some(size) = tmpfs {
+        let dir = scratch.path().join("recordings");
+        std::fs::create_dir(&dir).unwrap();
+        let dir = dir.to_string_lossy().into_owned();
+        volume = format!(
+            "[programs.volume]\ncommand = {m}\noneshot = true\n\n",
+            m = argv(&[
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                &dir
+            ])
+        );
+        api_extra = vec!["--recordings-dir".to_string(), dir];
+    }
     let programs = format!(
         "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n\n\
          [programs.recording]\ncommand = {r}\ndepends_on = [\"xvfb\"]\nautostart = false\n\
-         restart = \"never\"\nstop_signal = \"INT\"\nstop_timeout = \"10s\"\n",
+         restart = \"never\"\nstop_signal = \"INT\"\nstop_timeout = \"10s\"\n\n{volume}",
         x = argv(&[
             "Xvfb",
             &format!(":{display}"),
@@ -37,7 +66,7 @@ fn env_with(min_free_mib: &str) -> (Env, u16, tempfile::TempDir) {
         ]),
         r = argv(&[api_bin(), "record", "--params", &params.to_string_lossy()]),
     );
-    let api_args: Vec<String> = vec![
+    let mut api_args: Vec<String> = vec![
         "--display".into(),
         format!(":{display}"),
         "--recording-params".into(),
@@ -46,6 +75,7 @@ fn env_with(min_free_mib: &str) -> (Env, u16, tempfile::TempDir) {
         "--recording-min-free-mib".into(),
         min_free_mib.into(),
     ];
+    api_args.extend(api_extra);
     // corral's /readyz: a recording that ended must not leave it at 503.
     let probe_port = free_port();
     let env = Env::start(Setup {
@@ -285,5 +315,68 @@ fn bad_ids_and_bodies_are_refused_clearly() {
         std::fs::read_dir(recordings(&env)).unwrap().count(),
         0,
         "a refused start wrote something"
+    );
+}
+
+/// A program's state in corral.
+fn state_of(env: &Env, name: &str) -> String {
+    let list = env.get("/programs").expect(200).json();
+    list["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| p["state"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// Runs argv inside corral's namespace (where the tmpfs is) through the API.
+fn exec(env: &Env, argv: &[&str]) -> Value {
+    let r = env
+        .post("/process/exec", &json!({ "argv": argv }))
+        .expect(200)
+        .json();
+    assert_eq!(r["exit_code"], 0, "{argv:?}: {r}");
+    r
+}
+
+#[test]
+fn a_recording_stops_before_the_volume_fills_and_none_starts_on_a_full_one() {
+    // 48 MiB volume, 24 MiB kept free: a start needs 24 + 16 MiB free.
+    let (env, _, scratch) = env_on("24", Some("48m"));
+    wait_until("the tmpfs to be mounted", TIMEOUT, || {
+        state_of(&env, "volume") == "DONE"
+    });
+    let dir = scratch.path().join("recordings");
+    let dir = dir.to_str().unwrap();
+    let id = start(&env, json!({}));
+    wait_recorded(&env, &id, 1.0);
+    // Someone else fills the volume: 38 MiB leaves about 10 MiB free, under
+    // half the budget. The watcher (every 500 ms) stops the recording.
+    exec(&env, &["fallocate", "-l", "38M", &format!("{dir}/filler")]);
+    wait_until("the recording to be stopped", TIMEOUT, || {
+        entry(&env, &id)["state"] == "finished"
+    });
+    assert!(env.get("/recording/list").expect(200).json()["active"].is_null());
+    // What it wrote still decodes (fetched through the API: the tmpfs is
+    // only visible inside corral's namespace).
+    let body = env
+        .get(&format!("/recording/download?id={id}"))
+        .expect(200)
+        .body;
+    let local = env.path("stopped.mp4");
+    std::fs::write(&local, body).unwrap();
+    let (w, h, duration, _) = probe(&local);
+    assert_eq!((w, h), (WIDTH, HEIGHT));
+    assert!(duration >= 0.9, "{duration}");
+    // And now the volume is under the budget: refused, nothing written.
+    let v = env.post("/recording/start", &json!({})).expect_error(507);
+    assert!(v["detail"].as_str().unwrap().contains(dir), "{v}");
+    let ls = exec(&env, &["ls", dir]);
+    let names: Vec<&str> = ls["stdout"].as_str().unwrap().split_whitespace().collect();
+    assert_eq!(
+        names.len(),
+        3,
+        "only the filler and one recording: {names:?}"
     );
 }
