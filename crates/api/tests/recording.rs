@@ -296,6 +296,41 @@ fn bad_ids_and_bodies_are_refused_clearly() {
     env.post("/recording/delete", &json!({ "id": "nope" }))
         .expect_error(404);
     assert!(env.root.join("secret.mp4").exists());
+    // Planted through the fs root (a zip upload can make symlinks): a
+    // recording that is a symlink to a file outside is not served, and
+    // metadata naming another id is not listed.
+    let meta = |id: &str| {
+        json!({ "id": id, "started_at_unix": 1.0, "framerate": 10,
+                "max_duration_s": 5, "max_bytes": 1 })
+        .to_string()
+    };
+    std::os::unix::fs::symlink(
+        env.outside.join("secret"),
+        recordings(&env).join("evil.mp4"),
+    )
+    .unwrap();
+    std::fs::write(recordings(&env).join("evil.json"), meta("evil")).unwrap();
+    std::fs::write(
+        recordings(&env).join("liar.json"),
+        meta("../../outside/secret"),
+    )
+    .unwrap();
+    let r = env.get("/recording/download?id=evil");
+    assert!(!r.text().contains("outside the root"), "{}", r.text());
+    r.expect_error(403);
+    let listed = env.get("/recording/list").expect(200).json();
+    let ids: Vec<&str> = listed["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evil"], "{listed}");
+    // Deleting it removes the link, not what it points to.
+    env.post("/recording/delete", &json!({ "id": "evil" }))
+        .expect(200);
+    assert!(env.outside.join("secret").exists());
+    std::fs::remove_file(recordings(&env).join("liar.json")).unwrap();
     for body in [
         json!({ "framerate": 0 }),
         json!({ "framerate": 31 }),

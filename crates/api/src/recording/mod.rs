@@ -412,15 +412,18 @@ pub async fn download(req: Req, state: &AppState) -> Result<Resp, ApiError> {
     let q = query(&req);
     let id = param(&q, "id")?;
     finished(state, id).await?;
-    let path = store::mp4(&state.recording.config.dir, id);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::io(id, &e))?;
-    let size = file
-        .metadata()
+    let (dir, name) = (state.recording.config.dir.clone(), id.to_string());
+    let (file, size) = tokio::task::spawn_blocking(move || store::open_mp4(&dir, &name))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .len();
+        .map_err(|e| match e.raw_os_error() {
+            // ELOOP: a symlink where the file or the directory should be.
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => ApiError::forbidden(format!(
+                "recording {id}: not a plain file in the recordings directory"
+            )),
+            _ => ApiError::io(id, &e),
+        })?;
+    let file = tokio::fs::File::from_std(file);
     let mut r = Resp::new(streamed(crate::fs::FileStream::new(file, Some(size))));
     let h = r.headers_mut();
     h.insert(

@@ -79,7 +79,13 @@ pub fn new_id(dir: &Path) -> String {
     let base = format!("rec-{stamp}-{:03}", ms % 1000);
     let mut id = base.clone();
     let mut n = 1;
-    while mp4(dir, &id).exists() || meta_path(dir, &id).exists() {
+    // symlink_metadata: a dangling symlink planted at a predictable name
+    // counts as taken (ffmpeg would write through it).
+    let taken = |id: &str| {
+        std::fs::symlink_metadata(mp4(dir, id)).is_ok()
+            || std::fs::symlink_metadata(meta_path(dir, id)).is_ok()
+    };
+    while taken(&id) {
         n += 1;
         id = format!("{base}-{n}");
     }
@@ -107,6 +113,35 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
 pub fn read_meta(dir: &Path, id: &str) -> Option<Meta> {
     let bytes = std::fs::read(meta_path(dir, id)).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// Opens recording `id`'s mp4 for reading without following a symlink,
+/// neither the directory's last component nor the file (the directory is
+/// under `--fs-root`, where a zip upload can plant symlinks); only a
+/// regular file is served. Returns it with its size.
+pub fn open_mp4(dir: &Path, id: &str) -> std::io::Result<(std::fs::File, u64)> {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::Mode;
+    let d = open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = openat(
+        &d,
+        format!("{id}.mp4").as_str(),
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let file = std::fs::File::from(fd);
+    let md = file.metadata()?;
+    if !md.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok((file, md.len()))
 }
 
 /// Bytes an unprivileged writer may still use on the volume holding `dir`.
@@ -164,7 +199,9 @@ pub fn all(dir: &Path) -> std::io::Result<Vec<Meta>> {
         let name = name.to_string_lossy();
         if let Some(id) = name.strip_suffix(".json") {
             if check_id(id).is_ok() {
-                if let Some(m) = read_meta(dir, id) {
+                // The id inside must be the file's own: a planted
+                // `x.json` cannot list a path elsewhere.
+                if let Some(m) = read_meta(dir, id).filter(|m| m.id == id) {
                     out.push(m);
                 }
             }
