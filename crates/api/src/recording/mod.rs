@@ -209,6 +209,7 @@ pub async fn start(req: Req, state: &AppState) -> Result<Resp, ApiError> {
         max_duration_s,
         max_bytes: free - c.min_free,
         stopped_at_unix: None,
+        video_duration_s: None,
     };
     let params = ffmpeg::Params {
         id: id.clone(),
@@ -311,6 +312,7 @@ pub async fn watch(c: Config, control: Client, id: String, lock: Lock) {
             if matches!(s.state, State::Exited | State::Fatal | State::Backoff) {
                 tracing::info!(%id, reason = ?s.reason, "recording ended by itself");
                 let _ = act(&c, &control, false).await;
+                finish(&c, &id, false).await;
             }
             return;
         }
@@ -318,6 +320,7 @@ pub async fn watch(c: Config, control: Client, id: String, lock: Lock) {
             if free < c.min_free / 2 {
                 tracing::warn!(%id, free, "the volume is filling up: stopping the recording");
                 let _ = act(&c, &control, false).await;
+                finish(&c, &id, true).await;
                 return;
             }
         }
@@ -369,13 +372,49 @@ pub async fn stop(req: Req, state: &AppState) -> Result<Resp, ApiError> {
         (Some(a), _) => a,
     };
     act(c, &state.control, false).await?;
-    let mut meta = store::read_meta(&c.dir, &id)
+    let meta = finish(c, &id, true)
+        .await
         .ok_or_else(|| ApiError::internal(format!("the metadata of {id} is gone")))?;
-    meta.stopped_at_unix = Some(store::now_unix());
-    let (dir, m) = (c.dir.clone(), meta.clone());
-    blocking(move || store::write_json(&store::meta_path(&dir, &m.id), &m)).await?;
-    tracing::info!(%id, "recording stopped");
+    tracing::info!(%id, video_duration_s = ?meta.video_duration_s, "recording stopped");
     ok(&store::entry(&c.dir, &meta, false))
+}
+
+/// Completes a finished recording's metadata: when it was stopped (by the
+/// API), and the video's own duration as ffprobe reads it (the wall clock
+/// between request and stop also counts ffmpeg opening the display and
+/// the encoder). `None` when the metadata is gone.
+async fn finish(c: &Config, id: &str, stopped: bool) -> Option<Meta> {
+    let mut meta = store::read_meta(&c.dir, id)?;
+    if stopped {
+        meta.stopped_at_unix = Some(store::now_unix());
+    }
+    meta.video_duration_s = video_duration(&store::mp4(&c.dir, id)).await;
+    let (dir, m) = (c.dir.clone(), meta.clone());
+    let _ = blocking(move || store::write_json(&store::meta_path(&dir, &m.id), &m)).await;
+    Some(meta)
+}
+
+/// The mp4's duration by ffprobe (`CORRAL_FFPROBE` or `ffprobe`), bounded.
+async fn video_duration(file: &std::path::Path) -> Option<f64> {
+    let ffprobe = std::env::var("CORRAL_FFPROBE").unwrap_or_else(|_| "ffprobe".into());
+    let run = tokio::process::Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .ok()?
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// `GET /recording/list`.

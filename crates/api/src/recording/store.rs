@@ -25,6 +25,9 @@ pub struct Meta {
     /// (duration or size reached, ffmpeg died) ends at its file's mtime.
     #[serde(default)]
     pub stopped_at_unix: Option<f64>,
+    /// The video's own duration (ffprobe), once it is finished.
+    #[serde(default)]
+    pub video_duration_s: Option<f64>,
 }
 
 /// A recording as `GET /recording/list` shows it.
@@ -179,7 +182,10 @@ pub fn entry(dir: &Path, meta: &Meta, active: bool) -> Entry {
             UNIX_EPOCH + std::time::Duration::from_secs_f64(meta.started_at_unix.max(0.0)),
         )
         .to_string(),
-        duration_s: ((end - meta.started_at_unix).max(0.0) * 1000.0).round() / 1000.0,
+        duration_s: match (active, meta.video_duration_s) {
+            (false, Some(d)) => (d * 1000.0).round() / 1000.0,
+            _ => ((end - meta.started_at_unix).max(0.0) * 1000.0).round() / 1000.0,
+        },
         framerate: meta.framerate,
         max_duration_s: meta.max_duration_s,
     }
