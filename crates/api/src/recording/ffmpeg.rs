@@ -108,9 +108,17 @@ pub fn record_main(args: &[String]) -> (i32, String) {
     use std::os::unix::process::CommandExt;
     // `CORRAL_FFMPEG` lets a test or an image point at another build.
     let ffmpeg = std::env::var("CORRAL_FFMPEG").unwrap_or_else(|_| "ffmpeg".into());
-    let e = std::process::Command::new(&ffmpeg)
-        .args(argv(&params))
-        .exec();
+    let mut cmd = std::process::Command::new(&ffmpeg);
+    cmd.args(argv(&params));
+    // ffmpeg has no use for the listeners' tokens in the container's
+    // environment (as for commands run through /process/*).
+    for (name, _) in std::env::vars_os() {
+        let n = name.to_string_lossy();
+        if n.starts_with("CORRAL_") && n.ends_with("_TOKEN") {
+            cmd.env_remove(&name);
+        }
+    }
+    let e = cmd.exec();
     (1, format!("cannot run {ffmpeg}: {e}"))
 }
 
