@@ -19,7 +19,7 @@ const HEIGHT: u32 = 480;
 /// Gives the environment, corral's probe port (`/readyz`), and the scratch
 /// directory of the parameters file (keep it alive with the environment).
 fn env_with(min_free_mib: &str) -> (Env, u16, tempfile::TempDir) {
-    env_on(min_free_mib, None)
+    env_on(min_free_mib, None, None)
 }
 
 /// As [`env_with`]; with `tmpfs = Some(size)` the recordings live on a
@@ -27,7 +27,13 @@ fn env_with(min_free_mib: &str) -> (Env, u16, tempfile::TempDir) {
 /// inside corral's own mount namespace, so it goes with it): a volume that
 /// can really fill up. The test process does not see it; it reads through
 /// the API.
-fn env_on(min_free_mib: &str, tmpfs: Option<&str>) -> (Env, u16, tempfile::TempDir) {
+/// `display`: what corral-api is told to record (default: Xvfb's).
+fn env_on(
+    min_free_mib: &str,
+    tmpfs: Option<&str>,
+    display: Option<&str>,
+) -> (Env, u16, tempfile::TempDir) {
+    let recorded = display.map(str::to_string);
     let display = free_display();
     let scratch = tempfile::tempdir().unwrap();
     let params = scratch.path().join("recording.json");
@@ -68,7 +74,7 @@ fn env_on(min_free_mib: &str, tmpfs: Option<&str>) -> (Env, u16, tempfile::TempD
     );
     let mut api_args: Vec<String> = vec![
         "--display".into(),
-        format!(":{display}"),
+        recorded.unwrap_or_else(|| format!(":{display}")),
         "--recording-params".into(),
         params.to_string_lossy().into(),
         // The scratch volume is whatever /tmp is: a small budget.
@@ -387,7 +393,7 @@ fn exec(env: &Env, argv: &[&str]) -> Value {
 #[test]
 fn a_recording_stops_before_the_volume_fills_and_none_starts_on_a_full_one() {
     // 48 MiB volume, 24 MiB kept free: a start needs 24 + 16 MiB free.
-    let (env, _, scratch) = env_on("24", Some("48m"));
+    let (env, _, scratch) = env_on("24", Some("48m"), None);
     wait_until("the tmpfs to be mounted", TIMEOUT, || {
         state_of(&env, "volume") == "DONE"
     });
@@ -423,4 +429,26 @@ fn a_recording_stops_before_the_volume_fills_and_none_starts_on_a_full_one() {
         3,
         "only the filler and one recording: {names:?}"
     );
+}
+
+#[test]
+fn a_recorder_that_cannot_start_says_why_and_leaves_nothing() {
+    // No X server answers on this display: ffmpeg's x11grab fails at once.
+    let nowhere = format!(":{}", free_display());
+    let (env, probe_port, _scratch) = env_on("64", None, Some(&nowhere));
+    let v = env.post("/recording/start", &json!({})).expect_error(500);
+    let detail = v["detail"].as_str().unwrap();
+    eprintln!("refused as: {detail}");
+    // The reason from corral and ffmpeg's own last lines (from corral's log).
+    assert!(detail.contains("exited"), "{detail}");
+    assert!(detail.contains(&nowhere), "{detail}");
+    assert!(env.get("/recording/list").expect(200).json()["recordings"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(std::fs::read_dir(recordings(&env)).unwrap().count(), 0);
+    // Not left "wanted" in corral either.
+    wait_until("/readyz to answer 200", TIMEOUT, || {
+        readyz(probe_port) == 200
+    });
 }
