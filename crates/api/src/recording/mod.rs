@@ -3,7 +3,8 @@
 //! never, stop signal INT so ffmpeg finalises the file). corral-api writes
 //! the parameters file the program reads ([`ffmpeg`]), starts and stops
 //! the program over the control socket, and keeps the files and their
-//! metadata in `--recordings-dir` ([`store`]).
+//! metadata in `--recordings-dir` ([`store`]); `files.rs` lists, serves and
+//! deletes finished ones; `watch.rs` follows the one in progress.
 //!
 //! One recording at a time. Bounds: a duration (request field, default
 //! and cap from the flags) and the volume: a start is refused (507) when
@@ -14,18 +15,23 @@
 //! refuses to resize under it).
 
 pub mod ffmpeg;
+mod files;
 pub mod store;
+mod watch;
+
+pub use files::{delete, download, list};
+pub use watch::{adopt, watch};
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corral_proto::{ProgramStatus, Request, Response, State, Targets, Wait};
-use hyper::{header, StatusCode};
+use hyper::StatusCode;
 use serde::Deserialize;
 
 use crate::control::Client;
-use crate::http::{body_bytes, ok, param, query, streamed, ApiError, Req, Resp, MAX_JSON_BODY};
+use crate::http::{body_bytes, ok, ApiError, Req, Resp, MAX_JSON_BODY};
 use crate::AppState;
 use store::{check_id, Meta};
 
@@ -290,59 +296,6 @@ async fn tail(c: &Config, control: &Client) -> String {
     }
 }
 
-/// While recording `id`: stops it when the volume's free space falls
-/// under half the budget (others wrote to it), and once ffmpeg ended by
-/// itself (duration or size reached, crash) stops the program so corral
-/// no longer counts it as wanted (an EXITED wanted program keeps /readyz
-/// at 503).
-pub async fn watch(c: Config, control: Client, id: String, lock: Lock) {
-    loop {
-        tokio::time::sleep(WATCH_EVERY).await;
-        // Held while deciding and stopping (released at the loop's end).
-        let _guard = lock.lock().await;
-        let s = match program(&c, &control).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return,
-            Err(_) => continue, // corral busy or restarting: look again
-        };
-        if ffmpeg::read_params(&c.params).map(|p| p.id).ok().as_deref() != Some(&id) {
-            return;
-        }
-        if !running(&s) {
-            if matches!(s.state, State::Exited | State::Fatal | State::Backoff) {
-                tracing::info!(%id, reason = ?s.reason, "recording ended by itself");
-                let _ = act(&c, &control, false).await;
-                finish(&c, &id, false).await;
-            }
-            return;
-        }
-        if let Ok(free) = store::free_bytes(&c.dir) {
-            if free < c.min_free / 2 {
-                tracing::warn!(%id, free, "the volume is filling up: stopping the recording");
-                let _ = act(&c, &control, false).await;
-                finish(&c, &id, true).await;
-                return;
-            }
-        }
-    }
-}
-
-/// At corral-api's start: watch a recording left running by a previous
-/// corral-api, or clear one that ended meanwhile.
-pub async fn adopt(c: Config, control: Client, lock: Lock) {
-    let guard = lock.lock().await;
-    if let Ok(Some(s)) = program(&c, &control).await {
-        if running(&s) {
-            if let Ok(p) = ffmpeg::read_params(&c.params) {
-                drop(guard);
-                watch(c, control, p.id, lock).await;
-            }
-        } else if matches!(s.state, State::Exited | State::Fatal | State::Backoff) {
-            let _ = act(&c, &control, false).await;
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IdBody {
@@ -415,89 +368,4 @@ async fn video_duration(file: &std::path::Path) -> Option<f64> {
         .ok()?
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-/// `GET /recording/list`.
-pub async fn list(state: &AppState) -> Result<Resp, ApiError> {
-    let c = &state.recording.config;
-    let active = active_id(c, &state.control).await?;
-    let dir = c.dir.clone();
-    let metas = blocking(move || store::all(&dir)).await?;
-    let entries: Vec<_> = metas
-        .iter()
-        .map(|m| store::entry(&c.dir, m, active.as_deref() == Some(&m.id)))
-        .collect();
-    ok(&serde_json::json!({ "recordings": entries, "active": active }))
-}
-
-/// A finished recording's id from the query or body, checked: 404 when
-/// unknown, 409 while it is being recorded.
-async fn finished(state: &AppState, id: &str) -> Result<(), ApiError> {
-    let c = &state.recording.config;
-    check_id(id)?;
-    if !store::meta_path(&c.dir, id).exists() && !store::mp4(&c.dir, id).exists() {
-        return Err(ApiError::not_found(format!("no recording {id}")));
-    }
-    if active_id(c, &state.control).await?.as_deref() == Some(id) {
-        return Err(ApiError::conflict(format!(
-            "recording {id} is in progress; stop it first"
-        )));
-    }
-    Ok(())
-}
-
-/// `GET /recording/download?id=ID`: the mp4, streamed.
-pub async fn download(req: Req, state: &AppState) -> Result<Resp, ApiError> {
-    let q = query(&req);
-    let id = param(&q, "id")?;
-    finished(state, id).await?;
-    let (dir, name) = (state.recording.config.dir.clone(), id.to_string());
-    let (file, size) = tokio::task::spawn_blocking(move || store::open_mp4(&dir, &name))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| match e.raw_os_error() {
-            // ELOOP: a symlink where the file or the directory should be.
-            Some(libc::ELOOP) | Some(libc::ENOTDIR) => ApiError::forbidden(format!(
-                "recording {id}: not a plain file in the recordings directory"
-            )),
-            _ => ApiError::io(id, &e),
-        })?;
-    let file = tokio::fs::File::from_std(file);
-    let mut r = Resp::new(streamed(crate::fs::FileStream::new(file, Some(size))));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("video/mp4"),
-    );
-    h.insert(header::CONTENT_LENGTH, size.into());
-    if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{id}.mp4\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(r)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteBody {
-    id: String,
-}
-
-/// `POST /recording/delete {"id"}`: removes a finished recording.
-pub async fn delete(req: Req, state: &AppState) -> Result<Resp, ApiError> {
-    let body: DeleteBody = crate::http::body_json(req).await?;
-    let _guard = state.recording.lock.lock().await;
-    finished(state, &body.id).await?;
-    let dir = state.recording.config.dir.clone();
-    let id = body.id.clone();
-    blocking(move || {
-        for p in [store::mp4(&dir, &id), store::meta_path(&dir, &id)] {
-            match std::fs::remove_file(&p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
-    })
-    .await?;
-    ok(&serde_json::json!({ "deleted": body.id }))
 }
