@@ -366,6 +366,17 @@ fn bad_ids_and_bodies_are_refused_clearly() {
         0,
         "a refused start wrote something"
     );
+    // A client put a file where the directory goes (it is under the fs
+    // root): a clear 409 naming it, for listing and for starting.
+    std::fs::remove_dir(recordings(&env)).unwrap();
+    std::fs::write(recordings(&env), b"not a directory").unwrap();
+    for v in [
+        env.get("/recording/list").expect_error(409),
+        env.post("/recording/start", &json!({})).expect_error(409),
+    ] {
+        assert!(v["detail"].as_str().unwrap().contains("recordings"), "{v}");
+    }
+    assert_eq!(program_state(&env), "STOPPED");
 }
 
 /// A program's state in corral.

@@ -15,7 +15,7 @@ pub async fn list(state: &AppState) -> Result<Resp, ApiError> {
     let c = &state.recording.config;
     let active = active_id(c, &state.control).await?;
     let dir = c.dir.clone();
-    let metas = blocking(move || store::all(&dir)).await?;
+    let metas = blocking(&c.dir, move || store::all(&dir)).await?;
     let entries: Vec<_> = metas
         .iter()
         .map(|m| store::entry(&c.dir, m, active.as_deref() == Some(&m.id)))
@@ -82,7 +82,7 @@ pub async fn delete(req: Req, state: &AppState) -> Result<Resp, ApiError> {
     finished(state, &body.id).await?;
     let dir = state.recording.config.dir.clone();
     let id = body.id.clone();
-    blocking(move || {
+    blocking(&state.recording.config.dir, move || {
         for p in [store::mp4(&dir, &id), store::meta_path(&dir, &id)] {
             match std::fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),

@@ -141,13 +141,26 @@ async fn opt_body<T: Default + serde::de::DeserializeOwned>(req: Req) -> Result<
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// Runs file work on `dir` off the async threads. The directory is under
+/// `--fs-root` in the image, so a client may have put a file in its place:
+/// that is a 409 naming it, not a server error.
 async fn blocking<T: Send + 'static>(
+    dir: &std::path::Path,
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
+    use std::io::ErrorKind::{AlreadyExists, NotADirectory};
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(format!("recordings directory: {e}")))
+        .map_err(|e| {
+            let what = format!("the recordings directory {}: {e}", dir.display());
+            match e.kind() {
+                NotADirectory | AlreadyExists => {
+                    ApiError::conflict(format!("{what} (something else is in its place)"))
+                }
+                _ => ApiError::internal(what),
+            }
+        })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,7 +202,7 @@ pub async fn start(req: Req, state: &AppState) -> Result<Resp, ApiError> {
         )));
     }
     let dir = c.dir.clone();
-    let free = blocking(move || {
+    let free = blocking(&c.dir, move || {
         std::fs::create_dir_all(&dir)?;
         store::free_bytes(&dir)
     })
@@ -226,7 +239,7 @@ pub async fn start(req: Req, state: &AppState) -> Result<Resp, ApiError> {
         max_bytes: meta.max_bytes,
     };
     let (dir, m, pfile, p) = (c.dir.clone(), meta.clone(), c.params.clone(), params);
-    blocking(move || {
+    blocking(&c.dir, move || {
         store::write_json(&store::meta_path(&dir, &m.id), &m)?;
         store::write_json(&pfile, &p)
     })
@@ -343,7 +356,10 @@ async fn finish(c: &Config, id: &str, stopped: bool) -> Option<Meta> {
     }
     meta.video_duration_s = video_duration(&store::mp4(&c.dir, id)).await;
     let (dir, m) = (c.dir.clone(), meta.clone());
-    let _ = blocking(move || store::write_json(&store::meta_path(&dir, &m.id), &m)).await;
+    let _ = blocking(&c.dir, move || {
+        store::write_json(&store::meta_path(&dir, &m.id), &m)
+    })
+    .await;
     Some(meta)
 }
 
