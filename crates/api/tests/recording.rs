@@ -366,9 +366,14 @@ fn bad_ids_and_bodies_are_refused_clearly() {
         0,
         "a refused start wrote something"
     );
+    // A directory where a recording's file goes: deleting it is a 409.
+    std::fs::create_dir(recordings(&env).join("odd.mp4")).unwrap();
+    std::fs::write(recordings(&env).join("odd.json"), meta("odd")).unwrap();
+    env.post("/recording/delete", &json!({ "id": "odd" }))
+        .expect_error(409);
+    std::fs::remove_dir_all(recordings(&env)).unwrap();
     // A client put a file where the directory goes (it is under the fs
     // root): a clear 409 naming it, for listing and for starting.
-    std::fs::remove_dir(recordings(&env)).unwrap();
     std::fs::write(recordings(&env), b"not a directory").unwrap();
     for v in [
         env.get("/recording/list").expect_error(409),

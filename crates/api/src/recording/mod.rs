@@ -142,20 +142,21 @@ async fn opt_body<T: Default + serde::de::DeserializeOwned>(req: Req) -> Result<
 }
 
 /// Runs file work on `dir` off the async threads. The directory is under
-/// `--fs-root` in the image, so a client may have put a file in its place:
-/// that is a 409 naming it, not a server error.
+/// `--fs-root` in the image, so a client may have put a file in its place
+/// (or a directory where a recording's file goes): that is a 409 naming
+/// it, not a server error.
 async fn blocking<T: Send + 'static>(
     dir: &std::path::Path,
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    use std::io::ErrorKind::{AlreadyExists, NotADirectory};
+    use std::io::ErrorKind::{AlreadyExists, IsADirectory, NotADirectory};
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| {
             let what = format!("the recordings directory {}: {e}", dir.display());
             match e.kind() {
-                NotADirectory | AlreadyExists => {
+                NotADirectory | AlreadyExists | IsADirectory => {
                     ApiError::conflict(format!("{what} (something else is in its place)"))
                 }
                 _ => ApiError::internal(what),
