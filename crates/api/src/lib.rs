@@ -9,8 +9,10 @@
 //! uploads, zip in and out); [`logs`] `/logs/stream`; [`programs`]
 //! `/programs` and `/chromium/restart` over corral's control socket through
 //! [`control`]; [`live`] `/live`, the live view's hand-over between an
-//! agent and a human (a lease corral-live enforces); [`chromium`] the kept flags and extensions and the
-//! `chromium-launch` subcommand that applies them.
+//! agent and a human (a lease corral-live enforces); [`chromium`] the kept
+//! flags and extensions and the `chromium-launch` subcommand that applies
+//! them; [`recording`] `/recording/*` (screen recordings by ffmpeg as a
+//! corral program).
 
 pub mod chromium;
 pub mod control;
@@ -20,6 +22,7 @@ pub mod live;
 pub mod logs;
 pub mod procs;
 pub mod programs;
+pub mod recording;
 mod router;
 
 use std::sync::Arc;
@@ -52,6 +55,8 @@ pub struct AppState {
     pub live: live::Live,
     /// Kept flags and extensions (`/chromium/flags`, `/chromium/…extensions…`).
     pub chromium: chromium::Config,
+    /// `/recording/*`: settings and the start/stop lock.
+    pub recording: recording::Recorder,
 }
 
 /// Serves until `stop` resolves, then lets the requests in flight finish

@@ -1,6 +1,8 @@
 //! `corral-api --listen 127.0.0.1:10001`: arguments, the secure-by-default
-//! check, and the server. `corral-api chromium-launch … -- chromium …` is
-//! Chromium's launcher instead (`chromium::launch`).
+//! check, and the server. Two subcommands are not the server:
+//! `corral-api chromium-launch … -- chromium …` is Chromium's launcher
+//! (`chromium::launch`), and `corral-api record --params FILE` is what
+//! corral's `recording` program runs: it becomes ffmpeg (recording/ffmpeg.rs).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use corral_api::{control::Client, fs::Fs, procs::Processes, AppState};
+use corral_api::{control::Client, fs::Fs, procs::Processes, recording, AppState};
 use corral_boot::exit;
 use corral_serve::args::{Service, WithoutToken};
 use corral_serve::PolicyArgs;
@@ -17,7 +19,9 @@ use corral_serve::PolicyArgs;
 #[command(
     name = "corral-api",
     version,
-    about = "HTTP control API: processes, files, logs, programs"
+    about = "HTTP control API: processes, files, logs, programs, screen recordings",
+    after_help = "`corral-api record --params FILE` runs ffmpeg with the parameters corral-api \
+                  wrote for a recording (the command of corral's `recording` program)."
 )]
 struct Args {
     #[arg(long, default_value = "127.0.0.1:10001")]
@@ -56,14 +60,46 @@ struct Args {
     /// Most /fs/watch watches running at once per client (peer IP address).
     #[arg(long, default_value_t = corral_api::fs::watch::MAX_WATCHES_PER_CLIENT)]
     max_fs_watches_per_client: usize,
+    /// Where recordings are kept (default: <fs-root>/recordings).
+    #[arg(long)]
+    recordings_dir: Option<PathBuf>,
+    /// The corral program that records (`corral-api record --params FILE`).
+    #[arg(long, default_value = "recording")]
+    recording_program: String,
+    /// The parameters file that program reads (written by corral-api).
+    #[arg(long, default_value = "/run/corral/recording.json")]
+    recording_params: PathBuf,
+    /// The X display recordings capture.
+    #[arg(long, env = "DISPLAY", default_value = ":99")]
+    display: String,
+    /// MiB always left free on the recordings' volume: a start is refused
+    /// below it, a recording stops before it.
+    #[arg(long, default_value_t = 512)]
+    recording_min_free_mib: u64,
+    /// A recording's length when the request gives none, in seconds.
+    #[arg(long, default_value_t = 600)]
+    recording_default_duration: u64,
+    /// The longest recording a request may ask for, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    recording_max_duration: u64,
 }
 
 fn main() -> ExitCode {
     // `corral-api chromium-launch …`: Chromium's launcher (execs Chromium
     // with the kept flags and extensions), not the server.
     let mut argv = std::env::args_os().skip(1);
-    if argv.next().is_some_and(|a| a == "chromium-launch") {
-        return corral_api::chromium::launch::main(argv.collect());
+    match argv.next() {
+        Some(a) if a == "chromium-launch" => {
+            return corral_api::chromium::launch::main(argv.collect());
+        }
+        // `corral-api record --params FILE`: becomes ffmpeg.
+        Some(a) if a == "record" => {
+            let rest: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
+            let (code, message) = corral_api::recording::ffmpeg::record_main(&rest);
+            eprintln!("corral-api record: {message}");
+            return ExitCode::from(code as u8);
+        }
+        _ => {}
     }
     let args = match corral_boot::args::<Args>() {
         Ok(a) => a,
@@ -121,6 +157,31 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         }
     };
     tracing::info!(listen = %args.listen, auth = matches!(policy.auth, corral_serve::Auth::Token(_)), fs_root = %root.display(), "corral-api serving");
+    if args.recording_default_duration == 0
+        || args.recording_default_duration > args.recording_max_duration
+    {
+        eprintln!("corral-api: --recording-default-duration must be between 1 and --recording-max-duration");
+        return exit::code(exit::USAGE);
+    }
+    let recording = recording::Config {
+        dir: args
+            .recordings_dir
+            .clone()
+            .unwrap_or_else(|| root.join("recordings")),
+        program: args.recording_program,
+        params: args.recording_params,
+        display: args.display,
+        min_free: args.recording_min_free_mib.saturating_mul(1024 * 1024),
+        default_duration_s: args.recording_default_duration,
+        max_duration_s: args.recording_max_duration,
+    };
+    let control = Client::new(args.socket);
+    let recorder = recording::Recorder::new(recording.clone());
+    tokio::spawn(recording::adopt(
+        recording,
+        control.clone(),
+        recorder.lock.clone(),
+    ));
     let state = Arc::new(AppState {
         policy,
         fs: Fs {
@@ -131,7 +192,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
             ),
         },
         procs: Processes::default(),
-        control: Client::new(args.socket),
+        control,
         cdp: args.cdp,
         chromium_program: args.chromium_program,
         live: corral_api::live::Live::new(
@@ -143,6 +204,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
             extensions_dir: args.chromium_extensions_dir,
             ..Default::default()
         },
+        recording: recorder,
     });
     corral_api::serve(listener, state, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-api stopped");

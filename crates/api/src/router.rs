@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{Method, StatusCode};
 
 use crate::http::{full, ApiError, Req, Resp};
-use crate::{chromium, fs, live, logs, procs, programs, AppState};
+use crate::{chromium, fs, live, logs, procs, programs, recording, AppState};
 
 /// The OpenAPI document, compiled in so it always matches this binary.
 pub const SPEC: &str = include_str!("../api/openapi.yaml");
@@ -57,6 +57,11 @@ enum Endpoint {
     FsDeleteDirectory,
     FsSetFilePermissions,
     ProcResize,
+    RecordingStart,
+    RecordingStop,
+    RecordingList,
+    RecordingDownload,
+    RecordingDelete,
 }
 
 use Endpoint::*;
@@ -115,6 +120,12 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
         FsSetFilePermissions,
     ),
     (Method::POST, "/process/{}/resize", ProcResize),
+    // Screen recording (recording/mod.rs).
+    (Method::POST, "/recording/start", RecordingStart),
+    (Method::POST, "/recording/stop", RecordingStop),
+    (Method::GET, "/recording/list", RecordingList),
+    (Method::GET, "/recording/download", RecordingDownload),
+    (Method::POST, "/recording/delete", RecordingDelete),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -262,6 +273,11 @@ async fn handle(
         FsDeleteDirectory => fs::delete_directory(req, &state.fs).await,
         FsSetFilePermissions => fs::set_file_permissions(req, &state.fs).await,
         ProcResize => procs::resize(req, seg, &state.procs).await,
+        RecordingStart => recording::start(req, state).await,
+        RecordingStop => recording::stop(req, state).await,
+        RecordingList => recording::list(state).await,
+        RecordingDownload => recording::download(req, state).await,
+        RecordingDelete => recording::delete(req, state).await,
     }
 }
 

@@ -49,8 +49,35 @@ fn schemathesis_finds_no_mismatch_with_the_spec() {
     // its restart answers 404 and (flags) the change is rolled back, so
     // validation and the file handling are fuzzed for real.
     let chromium_state = tempfile::tempdir().unwrap();
+    // Xvfb and the `recording` program as in supervisor.toml, so that
+    // /recording/start really records (ffmpeg) rather than answering 503.
+    let display = free_display();
+    let scratch = tempfile::tempdir().unwrap(); // lives as long as the run
+    let params = scratch.path().join("recording.json");
+    let programs = format!(
+        "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n\n\
+         [programs.recording]\ncommand = {r}\ndepends_on = [\"xvfb\"]\nautostart = false\n\
+         restart = \"never\"\nstop_signal = \"INT\"\nstop_timeout = \"10s\"\n",
+        x = argv(&[
+            "Xvfb",
+            &format!(":{display}"),
+            "-screen",
+            "0",
+            "320x240x24",
+            "-nolisten",
+            "tcp"
+        ]),
+        r = argv(&[api_bin(), "record", "--params", &params.to_string_lossy()]),
+    );
     let env = Env::start(Setup {
+        programs,
         api_args: vec![
+            "--display".into(),
+            format!(":{display}"),
+            "--recording-params".into(),
+            params.to_string_lossy().into(),
+            "--recording-min-free-mib".into(),
+            "64".into(),
             "--chromium-flags-file".into(),
             chromium_state
                 .path()

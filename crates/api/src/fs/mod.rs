@@ -50,7 +50,8 @@ use crate::http::{body_json, json, ok, param, query, streamed, ApiError, Req, Re
 use confine::{errno_err, kind, Root};
 pub use delete_perms::{delete_directory, set_file_permissions};
 use path::RelPath;
-use read::{opt_u64, span, FileStream, Span};
+pub use read::FileStream;
+use read::{opt_u64, span, Span};
 pub use unzip::{Summary as ZipSummary, ZipLimits};
 pub(crate) use write::{copy_limited, random_suffix};
 

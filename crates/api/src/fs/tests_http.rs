@@ -30,6 +30,15 @@ pub(super) async fn server(root: PathBuf) -> SocketAddr {
         chromium_program: "chromium".into(),
         live: crate::live::Live::new(PathBuf::from("/nonexistent/live-lease.json")),
         chromium: Default::default(),
+        recording: crate::recording::Recorder::new(crate::recording::Config {
+            dir: "/nonexistent/recordings".into(),
+            program: "recording".into(),
+            params: "/nonexistent/recording.json".into(),
+            display: ":0".into(),
+            min_free: 0,
+            default_duration_s: 60,
+            max_duration_s: 60,
+        }),
     });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
