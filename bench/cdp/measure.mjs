@@ -453,9 +453,10 @@ async function concurrent(url, clients, messages, window, pid) {
 
 // Rounds of `concurrent` on each path, A B B A …, summed per path.
 async function concurrentRounds(urls, args, pid) {
-  const runs = { direct: [], bridge: [] };
+  const runs = { direct: [], bridge: [], relay: [] };
+  const sides = urls.relay ? ["direct", "bridge", "relay"] : ["direct", "bridge"];
   for (let i = 0; i < args.rounds; i++) {
-    const order = i % 2 === 0 ? ["direct", "bridge"] : ["bridge", "direct"];
+    const order = i % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
       const c = await concurrent(urls[side], args.clients, args.messages, args.window, side === "bridge" ? pid : null);
       runs[side].push(c);
@@ -483,7 +484,7 @@ async function concurrentRounds(urls, args, pid) {
       rss,
     };
   };
-  return { direct: combine(runs.direct), bridge: combine(runs.bridge) };
+  return { direct: combine(runs.direct), bridge: combine(runs.bridge), relay: runs.relay.length ? combine(runs.relay) : null };
 }
 
 function idleRss(pid) {
@@ -598,6 +599,8 @@ function render(r, args) {
     ["… total time / round trips per second", "",
       `${(C.bridge.wallMs / 1000).toFixed(2)} s / ${fmtInt(C.bridge.perSec)}`, `${(C.direct.wallMs / 1000).toFixed(2)} s / ${fmtInt(C.direct.perSec)}`],
     ["… round trips per second, bridge / direct", "≥ 0.95 ×", `${tripsRatio.toFixed(3)} × ${ok(tripsRatio >= 0.95)}`, ""],
+    ...(C.relay ? [["… the same through the raw TCP relay (socat, a process per connection), same rounds: round trips per second, relay / direct", "",
+      `${fmtInt(C.relay.perSec)}: ${(C.relay.perSec / C.direct.perSec).toFixed(3)} × (${errs(C.relay)})`, ""]] : []),
     ["… each round's time", "", C.bridge.roundsMs.map((x) => `${(x / 1000).toFixed(2)} s`).join(", "),
       C.direct.roundsMs.map((x) => `${(x / 1000).toFixed(2)} s`).join(", ")],
     ["… bridge CPU during it (schedstat, % of one CPU) / per round trip", "",
@@ -706,7 +709,10 @@ function render(r, args) {
       "first send to the last answer; round trips/s = all answers / the rounds' summed time. " +
       `A warm-up round of ${Math.min(100, C.bridge.messages)} per connection on each path, then ` +
       `${C.bridge.rounds} rounds per path, alternating A B B A … (Chromium does most of the work, and ` +
-      "its pace drifts). The bridge's CPU is its schedstat run time (all threads) over its rounds.",
+      "its pace drifts; with the raw relay too: A B C C B A …). The bridge's CPU is its schedstat run " +
+      "time (all threads) over its rounds. On a 2-core machine the client, Chromium's processes and " +
+      "any relay share the same two CPUs, so a relay's CPU is taken from Chromium: the socat row " +
+      "shows what a plain byte relay costs in the same rounds.",
     `- **RSS**: VmRSS of the corral-cdp process from /proc/PID/status. Idle: after ${SETTLE_MS / 1000} s ` +
       "with no connection, before the tests; after: once the bridge's open fd count is back to the " +
       `idle one (polled) and ${SETTLE_MS / 1000} s more. Peaks: sampled every ${SAMPLE_EVERY_MS} ms ` +
@@ -825,6 +831,8 @@ async function main() {
   const listBridge = await getJson(args.bridge, "/json/list");
   const pageB = listBridge.find((t) => t.id === page.id);
   const urls = { direct: page.webSocketDebuggerUrl, bridge: pageB?.webSocketDebuggerUrl };
+  // The raw relay rewrites nothing: its URL is the direct one on its port.
+  if (args.relay) urls.relay = `ws://${args.relay}/devtools/page/${page.id}`;
   if (urls.bridge !== `ws://${args.bridge}/devtools/page/${page.id}`) {
     throw new Error(`the bridge's /json/list gives ${urls.bridge} for page ${page.id}`);
   }
@@ -854,6 +862,7 @@ async function main() {
   const warm = Math.min(100, args.messages);
   await concurrent(urls.direct, args.clients, warm, args.window, null);
   await concurrent(urls.bridge, args.clients, warm, args.window, null);
+  if (urls.relay) await concurrent(urls.relay, args.clients, warm, args.window, null);
   r.concurrent = await concurrentRounds(urls, args, pid);
 
   log(`screenshots: ${PAGE_W} × ${PAGE_H} noise, ${args.shots} per path`);
