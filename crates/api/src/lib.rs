@@ -8,9 +8,12 @@
 //! users); [`fs`] `/fs/*` (confinement to `--fs-root`, reads, atomic writes,
 //! uploads, zip in and out); [`logs`] `/logs/stream`; [`programs`]
 //! `/programs` and `/chromium/restart` over corral's control socket through
-//! [`control`].
+//! [`control`]; [`computer`] `/computer/*` (screenshots, mouse, keyboard on
+//! the X display); [`display`] `/display` (the screen's size).
 
+pub mod computer;
 pub mod control;
+pub mod display;
 pub mod fs;
 pub mod http;
 pub mod logs;
@@ -44,6 +47,10 @@ pub struct AppState {
     pub cdp: String,
     /// The corral program name of Chromium.
     pub chromium_program: String,
+    /// The X display `/computer/*` and `/display` act on.
+    pub screen: Arc<computer::Screen>,
+    /// Where `PATCH /display` keeps the size for the next starts.
+    pub display_state: display::Saved,
 }
 
 /// Serves until `stop` resolves, then lets the requests in flight finish

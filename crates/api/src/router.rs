@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{Method, StatusCode};
 
 use crate::http::{full, ApiError, Req, Resp};
-use crate::{fs, logs, procs, programs, AppState};
+use crate::{computer, display, fs, logs, procs, programs, AppState};
 
 /// The OpenAPI document, compiled in so it always matches this binary.
 pub const SPEC: &str = include_str!("../api/openapi.yaml");
@@ -42,6 +42,16 @@ enum Endpoint {
     ProgramStop,
     ProgramRestart,
     ChromiumRestart,
+    ComputerScreenshot,
+    ComputerClickMouse,
+    ComputerMoveMouse,
+    ComputerDragMouse,
+    ComputerScroll,
+    ComputerType,
+    ComputerPressKey,
+    ComputerCursor,
+    DisplayGet,
+    DisplayPatch,
 }
 
 use Endpoint::*;
@@ -74,6 +84,17 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::POST, "/programs/{}/stop", ProgramStop),
     (Method::POST, "/programs/{}/restart", ProgramRestart),
     (Method::POST, "/chromium/restart", ChromiumRestart),
+    // issue 14: computer use and the display.
+    (Method::GET, "/computer/screenshot", ComputerScreenshot),
+    (Method::POST, "/computer/click_mouse", ComputerClickMouse),
+    (Method::POST, "/computer/move_mouse", ComputerMoveMouse),
+    (Method::POST, "/computer/drag_mouse", ComputerDragMouse),
+    (Method::POST, "/computer/scroll", ComputerScroll),
+    (Method::POST, "/computer/type", ComputerType),
+    (Method::POST, "/computer/press_key", ComputerPressKey),
+    (Method::GET, "/computer/cursor", ComputerCursor),
+    (Method::GET, "/display", DisplayGet),
+    (Method::PATCH, "/display", DisplayPatch),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -205,6 +226,17 @@ async fn handle(
         ProgramStop => programs::act(seg, "stop", &state.control).await,
         ProgramRestart => programs::act(seg, "restart", &state.control).await,
         ChromiumRestart => programs::restart_chromium(state).await,
+
+        ComputerScreenshot => computer::screenshot(req, state).await,
+        ComputerClickMouse => computer::click_mouse(req, state).await,
+        ComputerMoveMouse => computer::move_mouse(req, state).await,
+        ComputerDragMouse => computer::drag_mouse(req, state).await,
+        ComputerScroll => computer::scroll(req, state).await,
+        ComputerType => computer::type_text(req, state).await,
+        ComputerPressKey => computer::press_key(req, state).await,
+        ComputerCursor => computer::cursor(state).await,
+        DisplayGet => display::get(state).await,
+        DisplayPatch => display::patch(req, state).await,
     }
 }
 
