@@ -25,6 +25,8 @@ pub(super) async fn server(root: PathBuf) -> SocketAddr {
         control: crate::control::Client::new(PathBuf::from("/nonexistent/corral.sock")),
         cdp: "http://127.0.0.1:9".into(),
         chromium_program: "chromium".into(),
+        screen: crate::computer::Screen::new(":0"),
+        display_state: Default::default(),
     });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
