@@ -44,7 +44,26 @@ fn schemathesis_finds_no_mismatch_with_the_spec() {
          -r crates/api/tests/schemathesis/requirements.txt), or set CORRAL_SCHEMATHESIS to an `st`",
         st.display()
     );
-    let env = Env::start(Setup::default());
+    // A real X display for /computer/* and /display (no browser on it:
+    // random clicks and keys land nowhere).
+    let display = free_display();
+    let programs = format!(
+        "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n",
+        x = argv(&[
+            "Xvfb",
+            &format!(":{display}"),
+            "-screen",
+            "0",
+            "1280x720x24",
+            "-nolisten",
+            "tcp"
+        ]),
+    );
+    let env = Env::start(Setup {
+        programs,
+        api_args: vec!["--display".into(), format!(":{display}")],
+        ..Setup::default()
+    });
     // Something for the fs operations to find.
     std::fs::create_dir(env.root.join("dir")).unwrap();
     std::fs::write(env.root.join("dir/file.txt"), "some text\n").unwrap();

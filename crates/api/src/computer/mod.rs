@@ -37,6 +37,8 @@ const MAX_DELAY_MS: u64 = 200;
 const MAX_HOLD_MS: u64 = 5_000;
 const MAX_PATH: usize = 1_000;
 const MAX_KEYS: usize = 100;
+/// Bound on a paced `type` or a held `press_key`: a request is not a script.
+const MAX_PACED_MS: u64 = 10_000;
 
 impl Screen {
     pub fn new(display: impl Into<String>) -> Arc<Screen> {
@@ -197,7 +199,10 @@ pub async fn screenshot(req: Req, state: &AppState) -> Result<Resp, ApiError> {
             let y = ry.unwrap_or(0);
             let w = rw.unwrap_or(sw as i64 - x);
             let h = rh.unwrap_or(sh as i64 - y);
-            if x < 0 || y < 0 || w < 1 || h < 1 || x + w > sw as i64 || y + h > sh as i64 {
+            let outside = |at: i64, len: i64, max: u16| {
+                at < 0 || len < 1 || at.saturating_add(len) > max as i64
+            };
+            if outside(x, w, sw) || outside(y, h, sh) {
                 return Ok(Err(ApiError::bad_request(format!(
                     "region x={x} y={y} width={w} height={h} is not inside the {sw}x{sh} screen"
                 ))));
@@ -436,6 +441,11 @@ pub async fn type_text(req: Req, state: &AppState) -> Result<Resp, ApiError> {
             "delay_ms is at most {MAX_DELAY_MS}"
         )));
     }
+    if (n as u64).saturating_mul(delay) > MAX_PACED_MS {
+        return Err(ApiError::bad_request(format!(
+            "{n} characters {delay} ms apart take longer than {MAX_PACED_MS} ms"
+        )));
+    }
     let mut syms = Vec::with_capacity(n);
     for (i, ch) in b.text.chars().enumerate() {
         syms.push(keys::char_keysym(ch).ok_or_else(|| {
@@ -496,6 +506,12 @@ pub async fn press_key(req: Req, state: &AppState) -> Result<Resp, ApiError> {
     if hold_for > MAX_HOLD_MS {
         return Err(ApiError::bad_request(format!(
             "duration_ms is at most {MAX_HOLD_MS}"
+        )));
+    }
+    if (combos.len() as u64).saturating_mul(hold_for) > MAX_PACED_MS {
+        return Err(ApiError::bad_request(format!(
+            "{} combinations held {hold_for} ms each take longer than {MAX_PACED_MS} ms",
+            combos.len()
         )));
     }
     state
