@@ -12,7 +12,6 @@
 //! wanted size before anything else starts.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -161,17 +160,22 @@ pub fn apply_saved(display: &str, saved: &Saved, default: Option<Size>) -> Resul
 /// Keeps every browser window filling the screen: a window manager's one
 /// job, there being none. Waits on the X server's events (a new window
 /// mapped, the screen resized) over its own connection, and connects again
-/// when the server goes away (Xvfb restarted).
-pub async fn keep_windows_fitted(screen: Arc<Screen>) {
+/// when the server goes away (Xvfb restarted). A thread of its own, not
+/// tokio's blocking pool: the runtime's shutdown would wait for it forever.
+pub fn keep_windows_fitted(screen: &Screen) {
     let name = screen.display.clone();
-    let _ = tokio::task::spawn_blocking(move || loop {
-        if let Err(e) = watch(&name) {
-            tracing::debug!(display = %name, error = %e, "window fitting: X connection lost");
-        }
-        // Xvfb is being (re)started: try again shortly.
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    })
-    .await;
+    let spawned = std::thread::Builder::new()
+        .name("fit-windows".into())
+        .spawn(move || loop {
+            if let Err(e) = watch(&name) {
+                tracing::debug!(display = %name, error = %e, "window fitting: X connection lost");
+            }
+            // Xvfb is being (re)started: try again shortly.
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the window-fitting thread");
+    }
 }
 
 fn watch(display: &str) -> Result<(), XError> {

@@ -152,7 +152,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         },
     });
     if args.fit_windows {
-        tokio::spawn(display::keep_windows_fitted(state.screen.clone()));
+        display::keep_windows_fitted(&state.screen);
     }
     corral_api::serve(listener, state, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-api stopped");

@@ -38,6 +38,9 @@ pub fn png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);
+    // Sub, not adaptive: measured on a 1280x720 Chromium page, adaptive
+    // filtering took 40 ms for a 11% smaller file, Sub 5.5 ms.
+    enc.set_filter(png::Filter::Sub);
     let mut wr = enc.write_header().map_err(|e| e.to_string())?;
     wr.write_image_data(rgb).map_err(|e| e.to_string())?;
     wr.finish().map_err(|e| e.to_string())?;

@@ -255,9 +255,11 @@ impl Conn {
                 r.data.len()
             )));
         }
-        let mut rgb = Vec::with_capacity(px * 3);
-        for p in r.data.chunks_exact(4) {
-            rgb.extend_from_slice(&[p[2], p[1], p[0]]);
+        let mut rgb = vec![0; px * 3];
+        for (o, p) in rgb.chunks_exact_mut(3).zip(r.data.chunks_exact(4)) {
+            o[0] = p[2];
+            o[1] = p[1];
+            o[2] = p[0];
         }
         Ok(rgb)
     }
