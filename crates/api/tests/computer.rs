@@ -549,6 +549,39 @@ fn computer_refuses_bad_input() {
         assert!(!e["detail"].as_str().unwrap().is_empty());
     }
     env.get("/computer/click_mouse").expect_error(405);
+
+    // --fit-windows' watcher (blocked on X events) does not hold up a stop.
+    let port = free_port();
+    let mut api = std::process::Command::new(api_bin())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--fit-windows"])
+        .args([
+            "--display",
+            &format!(":{display}"),
+            "--socket",
+            "/nonexistent.sock",
+        ])
+        .env_remove("CORRAL_API_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the second corral-api", TIMEOUT, || {
+        try_request(port, "GET", "/healthz", &[], b"").is_ok_and(|r| r.status == 200)
+    });
+    // SAFETY: plain kill(2) of our child.
+    unsafe { libc::kill(api.id() as i32, libc::SIGTERM) };
+    let stopped = std::time::Instant::now();
+    let status = wait_for(
+        "corral-api to exit on SIGTERM",
+        Duration::from_secs(5),
+        || api.try_wait().unwrap(),
+    );
+    assert!(status.success(), "{status}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopped.elapsed()
+    );
     // Without the token: refused like every other endpoint.
     let r = request(env.port, "GET", "/computer/screenshot", &[], b"");
     assert_eq!(r.status, 401, "{}", r.text());
