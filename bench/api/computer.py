@@ -120,15 +120,23 @@ def timed(fn, n):
 
 def measure(api, screen, args, log):
     """The figures: {name: summary-in-ms, ...} plus sizes."""
-    ka = api.conn()
+    ka = [api.conn()]
 
     def call(method, path, body=None):
         h = dict(api.headers)
         if body is not None:
             h["Content-Type"] = "application/json"
             body = json.dumps(body).encode()
-        ka.request(method, path, body=body, headers=h)
-        r = ka.getresponse()
+        try:
+            ka[0].request(method, path, body=body, headers=h)
+            r = ka[0].getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closes a keep-alive connection left idle (while the
+            # CLI tools were being timed): a new one, outside the timed ones.
+            ka[0].close()
+            ka[0] = api.conn()
+            ka[0].request(method, path, body=body, headers=h)
+            r = ka[0].getresponse()
         data = r.read()
         if r.status != 200:
             raise RuntimeError(f"{method} {path} answered {r.status}: {data[:300]!r}")
@@ -173,9 +181,10 @@ def measure(api, screen, args, log):
         lambda: subprocess.run(xdo, env=env, check=True, stdout=subprocess.DEVNULL),
         max(20, args.clicks // 5)))
 
+    call("GET", "/display")  # a fresh keep-alive connection if the idle one was closed
     sizes = [{"width": 1024, "height": 576}, {"width": WIDTH, "height": HEIGHT}] * 10
     res["resize"] = summary(timed(lambda: call("PATCH", "/display", sizes.pop()), len(sizes)))
-    ka.close()
+    ka[0].close()
     return res
 
 

@@ -458,18 +458,36 @@ pub async fn type_text(req: Req, state: &AppState) -> Result<Resp, ApiError> {
     state
         .screen
         .with(move |c| {
-            for &sym in &syms {
-                let k = c.key_for(sym)?;
-                c.key(k, true)?;
-                c.key(k, false)?;
-                if delay > 0 {
-                    // Pacing the typing itself (some pages debounce keys):
-                    // each key is processed before the pause.
-                    c.sync()?;
-                    std::thread::sleep(Duration::from_millis(delay));
+            // In batches: the characters of each mapped at once (one pause
+            // for the browser to read the map), then typed.
+            let mut at = 0;
+            while at < syms.len() {
+                if at > 0 {
+                    // The browser handles the last batch's keys with the
+                    // map they were typed with before it changes again.
+                    c.settle()?;
                 }
+                let n = c.prepare(&syms[at..])?;
+                if n == 0 {
+                    return Err(XError(
+                        "the keyboard map has no spare keycode to type this character with".into(),
+                    ));
+                }
+                let end = at + n;
+                for &sym in &syms[at..end] {
+                    let k = c.key_for(sym)?;
+                    c.key(k, true)?;
+                    c.key(k, false)?;
+                    if delay > 0 {
+                        // Pacing the typing itself (some pages debounce
+                        // keys): each key is processed before the pause.
+                        c.sync()?;
+                        std::thread::sleep(Duration::from_millis(delay));
+                    }
+                }
+                c.sync()?;
+                at = end;
             }
-            c.sync()?;
             Ok(Ok(()))
         })
         .await?;

@@ -13,7 +13,7 @@
 //! keycodes, reused oldest first), so Chromium never reads a mapping that was
 //! already restored before it handled the key press.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::randr::{self, ConnectionExt as _};
@@ -57,6 +57,9 @@ pub struct Conn {
     shift_code: Keycode,
 }
 
+/// The browser's time to read a changed keyboard map ([`Conn::settle`]).
+const REMAP_PAUSE_MS: u64 = 100;
+
 impl Conn {
     pub fn open(display: &str) -> Result<Conn, XError> {
         let (conn, screen) = x11rb::connect(Some(display))
@@ -78,13 +81,23 @@ impl Conn {
         )?;
         let per_code = map.keysyms_per_keycode;
         let keysyms = map.keysyms;
-        let spare = (0..=(max - min))
-            .filter(|i| {
-                let i = *i as usize * per_code as usize;
-                keysyms[i..i + per_code as usize].iter().all(|k| *k == 0)
-            })
-            .map(|i| min + i)
-            .collect();
+        // Ours to map characters to: keycodes with no keysym, and those an
+        // earlier corral-api (or xdotool) mapped a character to (the same
+        // keysym on both levels), reused as they are. Not those of other
+        // keys, even unused ones such as XF86Reload: a browser that handles
+        // the key press before it re-reads the map would act on the old
+        // keysym (tried: the page reloaded).
+        let mut spare = Vec::new();
+        let mut mapped = HashMap::new();
+        for (i, syms) in keysyms.chunks(per_code as usize).enumerate() {
+            let code = min + i as u8;
+            if syms.iter().all(|k| *k == 0) {
+                spare.push(code);
+            } else if syms.len() > 1 && syms[0] == syms[1] && is_typed_char(syms[0]) {
+                spare.push(code);
+                mapped.insert(syms[0], (code, 0));
+            }
+        }
         let mut c = Conn {
             conn,
             root,
@@ -92,7 +105,7 @@ impl Conn {
             per_code,
             keysyms,
             spare,
-            mapped: HashMap::new(),
+            mapped,
             uses: 0,
             shift_code: 0,
         };
@@ -175,26 +188,88 @@ impl Conn {
         None
     }
 
-    /// The key for `sym`, mapping it on a spare keycode when the map lacks it.
+    /// The key for `sym`, mapping it on a spare keycode (and letting the
+    /// browser catch up: [`Conn::settle`]) when the map lacks it.
     pub fn key_for(&mut self, sym: Keysym) -> Result<Key, XError> {
-        if let Some(k) = self.find(sym) {
-            if let Some(m) = self.mapped.get_mut(&sym) {
-                self.uses += 1;
-                m.1 = self.uses;
-            }
-            return Ok(k);
+        if self.find(sym).is_none() {
+            self.map_char(sym, &HashSet::new())?;
+            self.settle()?;
         }
-        // The least recently used spare keycode.
-        let code = if self.mapped.len() < self.spare.len() {
-            self.spare[self.mapped.len()]
-        } else {
-            let (&old, &(code, _)) = self
-                .mapped
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .ok_or_else(|| XError("no spare keycode to map a character to".into()))?;
-            self.mapped.remove(&old);
-            code
+        self.touch(sym)
+    }
+
+    /// The key for `sym`, already in the map.
+    fn touch(&mut self, sym: Keysym) -> Result<Key, XError> {
+        if let Some(m) = self.mapped.get_mut(&sym) {
+            self.uses += 1;
+            m.1 = self.uses;
+        }
+        self.find(sym)
+            .ok_or_else(|| XError(format!("keysym {sym:#x} is not in the keyboard map")))
+    }
+
+    /// Maps the characters of `syms` from the start on, as many as the spare
+    /// keycodes can hold at once, and returns how many that is: the caller
+    /// types those, then calls again for the rest. One pause per batch that
+    /// changed the map.
+    pub fn prepare(&mut self, syms: &[Keysym]) -> Result<usize, XError> {
+        let mut needed = HashSet::new();
+        let mut end = 0;
+        for &sym in syms {
+            let on_spare = self.mapped.contains_key(&sym) || self.find(sym).is_none();
+            if on_spare && !needed.contains(&sym) {
+                if needed.len() == self.spare.len() {
+                    break;
+                }
+                needed.insert(sym);
+            }
+            end += 1;
+        }
+        let mut changed = false;
+        for &sym in &needed {
+            if self.find(sym).is_none() {
+                self.map_char(sym, &needed)?;
+                changed = true;
+            }
+        }
+        if changed {
+            self.settle()?;
+        }
+        Ok(end)
+    }
+
+    /// After the map changed: the X server has processed it, and the
+    /// browser gets time to read it again. It handles a key press with the
+    /// map it last read, and reads the new one only some time after the
+    /// change is announced (measured: a character typed at once came out
+    /// as the one the keycode held before); X has no acknowledgement from a
+    /// client to wait on, so this pause is all there is.
+    pub fn settle(&mut self) -> Result<(), XError> {
+        self.sync()?;
+        std::thread::sleep(std::time::Duration::from_millis(REMAP_PAUSE_MS));
+        Ok(())
+    }
+
+    /// Maps `sym` on a spare keycode: a free one, else the least recently
+    /// used one whose character is not in `keep`.
+    fn map_char(&mut self, sym: Keysym, keep: &HashSet<Keysym>) -> Result<(), XError> {
+        let free = self
+            .spare
+            .iter()
+            .copied()
+            .find(|c| !self.mapped.values().any(|(m, _)| m == c));
+        let code = match free {
+            Some(code) => code,
+            None => {
+                let (&old, &(code, _)) = self
+                    .mapped
+                    .iter()
+                    .filter(|(s, _)| !keep.contains(*s))
+                    .min_by_key(|(_, (_, used))| *used)
+                    .ok_or_else(|| XError("no spare keycode to map a character to".into()))?;
+                self.mapped.remove(&old);
+                code
+            }
         };
         let per = self.per_code as usize;
         let mut syms = vec![0; per];
@@ -212,9 +287,7 @@ impl Conn {
         self.keysyms[at..at + per].copy_from_slice(&syms);
         self.uses += 1;
         self.mapped.insert(sym, (code, self.uses));
-        // Processed before the key press that follows is.
-        self.sync()?;
-        Ok(Key { code, shift: false })
+        Ok(())
     }
 
     pub fn pointer(&self) -> Result<(i16, i16), XError> {
@@ -454,3 +527,9 @@ impl Conn {
 
 /// `Shift_L`.
 pub const SHIFT_L: Keysym = 0xffe1;
+
+/// A keysym that stands for one typed character beyond ASCII (Latin-1 or
+/// Unicode), as we map them.
+fn is_typed_char(k: Keysym) -> bool {
+    (0xa0..=0xff).contains(&k) || (0x0100_0100..=0x0110_ffff).contains(&k)
+}
