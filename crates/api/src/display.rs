@@ -138,6 +138,8 @@ fn fit_windows(c: &Conn, size: Size) -> Result<(), XError> {
 /// `corral-api --apply-display`: sets the kept size (or `default`) on the
 /// display and exits; Xvfb's readiness check, so that nothing drawing on the
 /// screen starts before it has its size. Fails while X does not answer.
+/// Xvfb must run with `-noreset`: else its last client leaving (this one,
+/// at that point) resets the server to its start size.
 pub fn apply_saved(display: &str, saved: &Saved, default: Option<Size>) -> Result<(), String> {
     let c = Conn::open(display).map_err(|e| e.to_string())?;
     let Some(want) = saved.load().or(default) else {

@@ -38,6 +38,12 @@ struct Browser {
 }
 
 fn start(max: &str, extra_api: &[&str]) -> Browser {
+    start_with(max, extra_api, None)
+}
+
+/// As [`start`]; with `kept`, Xvfb's readiness check is the image's:
+/// `corral-api --apply-display` with that state file.
+fn start_with(max: &str, extra_api: &[&str], kept: Option<&std::path::Path>) -> Browser {
     let cdp = free_port();
     let display = free_display();
     let profile = tempfile::tempdir().unwrap();
@@ -60,11 +66,27 @@ fn start(max: &str, extra_api: &[&str]) -> Browser {
         &format!("--user-data-dir={}", profile.path().join("p").display()),
         &format!("file://{}", page.display()),
     ];
+    let ready = match kept {
+        None => format!("{{ x11 = \":{display}\", timeout = \"30s\" }}"),
+        Some(state) => format!(
+            "{{ exec = {}, timeout = \"30s\" }}",
+            argv(&[
+                api_bin(),
+                "--apply-display",
+                "--display",
+                &format!(":{display}"),
+                "--display-state",
+                &state.to_string_lossy(),
+                "--default-size",
+                "1280x720",
+            ])
+        ),
+    };
     let programs = format!(
-        "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n\n\
+        "[programs.xvfb]\ncommand = {x}\nready = {ready}\n\n\
          [programs.chromium]\ncommand = {c}\nenv = {{ DISPLAY = \":{display}\" }}\nbinds_to = [\"xvfb\"]\n\
          ready = {{ tcp = \"127.0.0.1:{cdp}\", timeout = \"60s\" }}\nstop_signal = \"TERM\"\nstop_timeout = \"15s\"\n",
-        x = argv(&["Xvfb", &format!(":{display}"), "-screen", "0", &format!("{max}x24"), "-nolisten", "tcp"]),
+        x = argv(&["Xvfb", &format!(":{display}"), "-screen", "0", &format!("{max}x24"), "-nolisten", "tcp", "-noreset"]),
         c = argv(&chromium),
     );
     let mut api_args: Vec<String> = vec![
@@ -308,7 +330,12 @@ fn computer_clicks_types_and_sees_a_real_page() {
 fn display_resizes_at_run_time_and_the_page_follows() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state/display.json");
-    let b = start("1920x1080", &["--display-state", state.to_str().unwrap()]);
+    let b = start_with(
+        "1920x1080",
+        &["--display-state", state.to_str().unwrap()],
+        Some(&state),
+    );
+    // Nothing kept yet: Xvfb's readiness check set the default size.
     let env = &b.env;
     let d = env.get("/display").expect(200).json();
     assert_eq!(
@@ -317,7 +344,7 @@ fn display_resizes_at_run_time_and_the_page_follows() {
             d["height"].as_u64(),
             d["max_width"].as_u64()
         ),
-        (Some(1920), Some(1080), Some(1920))
+        (Some(1280), Some(720), Some(1920))
     );
     let pid = |name: &str| {
         let l = env.get("/programs").expect(200).json();
@@ -356,6 +383,24 @@ fn display_resizes_at_run_time_and_the_page_follows() {
     assert_eq!(kept, json!({ "width": 1024, "height": 640 }));
     // Nothing restarted: same Xvfb, same Chromium (tabs, CDP clients, profile).
     assert_eq!((pid("xvfb"), pid("chromium")), (xvfb, chromium));
+
+    // A restart of Xvfb (and of Chromium, bound to it), as after a crash
+    // or a new container: the kept size comes back before Chromium starts,
+    // and the new Chromium's window fills it.
+    env.post("/programs/xvfb/restart", &Value::Null).expect(200);
+    let d = env.get("/display").expect(200).json();
+    assert_eq!(
+        (d["width"].as_u64(), d["height"].as_u64()),
+        (Some(1024), Some(640))
+    );
+    wait_until(
+        "the new Chromium's page filling 1024x640",
+        Duration::from_secs(90),
+        || {
+            let s = b.screenshot("");
+            (s.w, s.h) == (1024, 640) && s.find(RED).is_some() && s.at(1015, 630) == BLUE
+        },
+    );
 
     // Larger again (up to Xvfb's start size).
     env.json(
