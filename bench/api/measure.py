@@ -17,6 +17,9 @@ What is measured, all in one run against one corral-api process:
             sampled every 50 ms (and VmHWM) against its idle RSS just before.
   upload    POST /fs/upload_zip of a zip of 10,000 small files (made with zipfile):
             time, files/s, and a check that exactly those files landed, byte for byte.
+  screen    /computer/screenshot (1280x720), /computer/click_mouse, /computer/cursor
+            and PATCH /display against a real Xvfb showing a real Chromium page, beside
+            `ffmpeg -f x11grab` and `xdotool` spawned per call (bench/api/computer.py).
 
 Every wait polls a real condition with a deadline; the only plain sleeps are poll
 gaps, the 50 ms sampling period and a documented settle pause before idle readings.
@@ -40,6 +43,7 @@ import time
 import zipfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), os.pardir, "lib"))
+import computer  # noqa: E402  (bench/api/computer.py, next to this file)
 from benchlib import (  # noqa: E402  (bench/lib/benchlib.py, found from this file's path)
     CLK_TCK, cpu_model, cpu_ticks, exit_on_term, free_ports, goal_mark, load_average, logger,
     machine_line, md_table, mib, open_fds, publish, read, record_pid, render_section,
@@ -122,7 +126,9 @@ class Api:
         env.pop("CORRAL_LOG_FORMAT", None)
         argv = [args.api, "--listen", f"127.0.0.1:{self.port}", "--fs-root", self.root,
                 # No corral here: /programs would answer 503; nothing measured uses it.
-                "--socket", os.path.join(args.workdir, "no-corral.sock")]
+                "--socket", os.path.join(args.workdir, "no-corral.sock"),
+                # The screen of bench/api/computer.py; --fit-windows as in the image.
+                "--display", args.display, "--fit-windows"]
         self.argv = argv
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
@@ -457,12 +463,14 @@ def render(res, args):
         ("… corral-api RSS idle before → peak (sampled / VmHWM)", "",
          f'{mib(up["idle_kib"])} → {mib(up["peak_kib"])} / ' + (mib(up["hwm_kib"]) if up["hwm_kib"] else "n/a")),
     ]
+    rows += computer.rows(res["computer"], goal_mark)
     table = md_table(("measure", "goal", "corral-api"), rows)
     return render_section("api", [
         "",
         "corral-api, the HTTP control API: the cost of running a command through it next to",
         "spawning the command directly, a streamed directory zip (memory must not grow with the",
-        "directory), and a zip of 10,000 files extracted — in one run against one corral-api.",
+        "directory), a zip of 10,000 files extracted, and the screen (screenshots, clicks, resizes",
+        "of a real Xvfb showing Chromium) — in one run against one corral-api.",
         "",
         f"- command: `{args.command}`",
         f"- date: {utc_now()}",
@@ -478,6 +486,7 @@ def render(res, args):
         f"- **exec**: `{{\"argv\":[\"true\"]}}`, answers checked (200, `exit_code` 0). {args.warmup} of each kind to warm up, then blocks of {args.block}, alternating A B C D E / E D C B A so drift falls on all kinds alike, {n} of each: exec on one keep-alive `http.client` connection; exec with a new connection per request (connect + request + answer + close); `GET /healthz` on the keep-alive connection (what the HTTP exchange and this Python client cost alone); `true` spawned by this client with `os.posix_spawn` + `os.waitpid` (fork+exec+wait, no pipes); and with `subprocess.run` capturing stdout/stderr through pipes, which is what the API does for each exec (pipes read to EOF, a process group of its own, a timeout armed). Times are `perf_counter_ns` around each call; p99 is nearest-rank. The overhead row is what the API adds to the cheapest way to run `true` at all; corral-api's CPU is its utime+stime (10 ms ticks) over the keep-alive exec blocks only, divided by their count (the child's own time is not in it).",
         f"- **download**: directories of {small['files']} and {large['files']} files of `os.urandom` (1 MiB each; incompressible, so deflate cannot shrink the work), written just before, so read from the page cache. One `GET /fs/download_dir_zip?path=/DIR`, read in 1 MiB pieces and written to a file; time from the request to the last byte. The zip is then checked: every file present, `testzip()` (all CRCs) clean, sizes summing to the source. RSS: VmRSS of corral-api read after its open-fd count is back to idle and {SETTLE_S:g} s more (idle), then sampled every 50 ms on a thread of the client during the transfer, and VmHWM after it (reset before it by writing 5 to /proc/PID/clear_refs). The goal is that memory does not depend on the directory's size: the zip is made by a blocking thread writing 64 KiB chunks into a 4-chunk channel that the HTTP body drains.",
         f"- **upload**: a zip (`zipfile`, deflate) of {up['files']:,} files of 100–1000 random hex characters in {UPLOAD_DIRS} directories (no directory entries: {up['files']:,} entries, exactly `upload_zip`'s limit), from a fixed seed. One `POST /fs/upload_zip?dest=/upload` with `Content-Type: application/zip`; time from the request to the answer, which comes after the archive was spooled, validated entry by entry, extracted into a staging directory, synced (one `syncfs`, so the time includes flushing to disk, and whatever else was dirty on that filesystem) and renamed into place. Then every file under the destination is compared (SHA-256) with the archive's, and anything else there (a staging directory, a temp file) counts as a failure.",
+        *computer.NOTES,
     ])
 
 
@@ -494,6 +503,8 @@ def main():
     ap.add_argument("--large-mib", type=int, default=200)
     ap.add_argument("--out", help="markdown file to write the section into")
     ap.add_argument("--command", default="bench/api/run")
+    ap.add_argument("--screenshots", type=int, default=200, help="timed screenshots of each kind")
+    ap.add_argument("--clicks", type=int, default=500, help="timed clicks through the API")
     args = ap.parse_args()
     if not (1 <= args.small_mib <= args.large_mib <= 1024):
         ap.error("directory sizes: 1 ≤ small ≤ large ≤ 1024 MiB")
@@ -505,7 +516,15 @@ def main():
     exit_on_term()
     args.load_at_start = load_average()
 
-    api = Api(args)
+    screen = computer.Screen(args.workdir, log)
+    for p in screen.procs:
+        record_pid(args.pidfile, p.pid)
+    args.display = screen.display
+    try:
+        api = Api(args)
+    except BaseException:
+        screen.stop()
+        raise
     try:
         idle_fds = api.open_fds()
         log(f"corral-api pid {api.pid} on 127.0.0.1:{api.port}, idle {status_kib(api.pid, 'VmRSS')} KiB")
@@ -517,8 +536,11 @@ def main():
             res["download"].append(measure_download(api, args, f"dl{mib_}", mib_, idle_fds))
         log(f"upload_zip of {UPLOAD_FILES} files")
         res["upload"] = measure_upload(api, args, idle_fds)
+        log(f"screen: {args.screenshots} screenshots, {args.clicks} clicks on {screen.display}")
+        res["computer"] = computer.measure(api, screen, args, log)
     finally:
         code = api.stop()
+        screen.stop()
     warnings = [l for l in read(api.stderr_path).splitlines() if " WARN " in l or " ERROR " in l]
     if code != 0 or warnings:
         raise RuntimeError(f"corral-api exited {code}; warnings/errors: {warnings[:5]}")

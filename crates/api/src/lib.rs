@@ -12,10 +12,13 @@
 //! agent and a human (a lease corral-live enforces); [`chromium`] the kept
 //! flags and extensions and the `chromium-launch` subcommand that applies
 //! them; [`recording`] `/recording/*` (screen recordings by ffmpeg as a
-//! corral program).
+//! corral program); [`computer`] `/computer/*` (screenshots, mouse,
+//! keyboard on the X display); [`display`] `/display` (the screen's size).
 
 pub mod chromium;
+pub mod computer;
 pub mod control;
+pub mod display;
 pub mod fs;
 pub mod http;
 pub mod live;
@@ -57,6 +60,10 @@ pub struct AppState {
     pub chromium: chromium::Config,
     /// `/recording/*`: settings and the start/stop lock.
     pub recording: recording::Recorder,
+    /// The X display `/computer/*` and `/display` act on.
+    pub screen: Arc<computer::Screen>,
+    /// Where `PATCH /display` keeps the size for the next starts.
+    pub display_state: display::Saved,
 }
 
 /// Serves until `stop` resolves, then lets the requests in flight finish

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use corral_api::{control::Client, fs::Fs, procs::Processes, recording, AppState};
+use corral_api::{
+    computer::Screen, control::Client, display, fs::Fs, procs::Processes, recording, AppState,
+};
 use corral_boot::exit;
 use corral_serve::args::{Service, WithoutToken};
 use corral_serve::PolicyArgs;
@@ -69,9 +71,6 @@ struct Args {
     /// The parameters file that program reads (written by corral-api).
     #[arg(long, default_value = "/run/corral/recording.json")]
     recording_params: PathBuf,
-    /// The X display recordings capture.
-    #[arg(long, env = "DISPLAY", default_value = ":99")]
-    display: String,
     /// MiB always left free on the recordings' volume: a start is refused
     /// below it, a recording stops before it.
     #[arg(long, default_value_t = 512)]
@@ -82,6 +81,38 @@ struct Args {
     /// The longest recording a request may ask for, in seconds.
     #[arg(long, default_value_t = 3600)]
     recording_max_duration: u64,
+    /// The X display for /computer/*, /display and recordings.
+    #[arg(long, env = "DISPLAY", default_value = ":99")]
+    display: String,
+    /// Where PATCH /display keeps the screen size (JSON), applied again at
+    /// every start by --apply-display; not kept without it.
+    #[arg(long)]
+    display_state: Option<PathBuf>,
+    /// With --apply-display: the size when none is kept, WIDTHxHEIGHT.
+    #[arg(long, value_parser = parse_size)]
+    default_size: Option<display::Size>,
+    /// Set the kept (or default) size on the display and exit: Xvfb's
+    /// readiness check. Fails while the X server does not answer.
+    #[arg(long)]
+    apply_display: bool,
+    /// Keep Chromium's windows filling the screen (there is no window
+    /// manager): on every new window and every resize.
+    #[arg(long)]
+    fit_windows: bool,
+}
+
+fn parse_size(s: &str) -> Result<display::Size, String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
+    let n = |v: &str| {
+        v.parse::<u16>()
+            .map_err(|_| format!("{s:?} is not WIDTHxHEIGHT"))
+    };
+    Ok(display::Size {
+        width: n(w)?,
+        height: n(h)?,
+    })
 }
 
 fn main() -> ExitCode {
@@ -106,6 +137,18 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     corral_boot::init_logging();
+    if args.apply_display {
+        let saved = display::Saved {
+            path: args.display_state.clone(),
+        };
+        return match display::apply_saved(&args.display, &saved, args.default_size) {
+            Ok(()) => exit::code(exit::SUCCESS),
+            Err(e) => {
+                eprintln!("corral-api: --apply-display: {e}");
+                exit::code(exit::FAILURE)
+            }
+        };
+    }
     // Read the token now and drop every corral token from the environment
     // while the process is still single-threaded: commands run through
     // /process/* would otherwise inherit them (the container's environment
@@ -170,7 +213,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
             .unwrap_or_else(|| root.join("recordings")),
         program: args.recording_program,
         params: args.recording_params,
-        display: args.display,
+        display: args.display.clone(),
         min_free: args.recording_min_free_mib.saturating_mul(1024 * 1024),
         default_duration_s: args.recording_default_duration,
         max_duration_s: args.recording_max_duration,
@@ -205,7 +248,14 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
             ..Default::default()
         },
         recording: recorder,
+        screen: Screen::new(args.display),
+        display_state: display::Saved {
+            path: args.display_state,
+        },
     });
+    if args.fit_windows {
+        display::keep_windows_fitted(&state.screen);
+    }
     corral_api::serve(listener, state, corral_serve::listen::stop_signal()).await;
     tracing::info!("corral-api stopped");
     exit::code(exit::SUCCESS)

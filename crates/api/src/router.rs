@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{Method, StatusCode};
 
 use crate::http::{full, ApiError, Req, Resp};
-use crate::{chromium, fs, live, logs, procs, programs, recording, AppState};
+use crate::{chromium, computer, display, fs, live, logs, procs, programs, recording, AppState};
 
 /// The OpenAPI document, compiled in so it always matches this binary.
 pub const SPEC: &str = include_str!("../api/openapi.yaml");
@@ -62,6 +62,16 @@ enum Endpoint {
     RecordingList,
     RecordingDownload,
     RecordingDelete,
+    ComputerScreenshot,
+    ComputerClickMouse,
+    ComputerMoveMouse,
+    ComputerDragMouse,
+    ComputerScroll,
+    ComputerType,
+    ComputerPressKey,
+    ComputerCursor,
+    DisplayGet,
+    DisplayPatch,
 }
 
 use Endpoint::*;
@@ -126,6 +136,17 @@ static ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::GET, "/recording/list", RecordingList),
     (Method::GET, "/recording/download", RecordingDownload),
     (Method::POST, "/recording/delete", RecordingDelete),
+    // issue 14: computer use and the display.
+    (Method::GET, "/computer/screenshot", ComputerScreenshot),
+    (Method::POST, "/computer/click_mouse", ComputerClickMouse),
+    (Method::POST, "/computer/move_mouse", ComputerMoveMouse),
+    (Method::POST, "/computer/drag_mouse", ComputerDragMouse),
+    (Method::POST, "/computer/scroll", ComputerScroll),
+    (Method::POST, "/computer/type", ComputerType),
+    (Method::POST, "/computer/press_key", ComputerPressKey),
+    (Method::GET, "/computer/cursor", ComputerCursor),
+    (Method::GET, "/display", DisplayGet),
+    (Method::PATCH, "/display", DisplayPatch),
 ];
 
 /// Endpoints served without the credential (the spec and the health check).
@@ -278,6 +299,16 @@ async fn handle(
         RecordingList => recording::list(state).await,
         RecordingDownload => recording::download(req, state).await,
         RecordingDelete => recording::delete(req, state).await,
+        ComputerScreenshot => computer::screenshot(req, state).await,
+        ComputerClickMouse => computer::click_mouse(req, state).await,
+        ComputerMoveMouse => computer::move_mouse(req, state).await,
+        ComputerDragMouse => computer::drag_mouse(req, state).await,
+        ComputerScroll => computer::scroll(req, state).await,
+        ComputerType => computer::type_text(req, state).await,
+        ComputerPressKey => computer::press_key(req, state).await,
+        ComputerCursor => computer::cursor(state).await,
+        DisplayGet => display::get(state).await,
+        DisplayPatch => display::patch(req, state).await,
     }
 }
 

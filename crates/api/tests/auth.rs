@@ -37,6 +37,16 @@ const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/programs/api/stop"),
     ("POST", "/programs/api/restart"),
     ("POST", "/chromium/restart"),
+    ("GET", "/computer/screenshot"),
+    ("POST", "/computer/click_mouse"),
+    ("POST", "/computer/move_mouse"),
+    ("POST", "/computer/drag_mouse"),
+    ("POST", "/computer/scroll"),
+    ("POST", "/computer/type"),
+    ("POST", "/computer/press_key"),
+    ("GET", "/computer/cursor"),
+    ("GET", "/display"),
+    ("PATCH", "/display"),
     // Unknown paths are not revealed either.
     ("GET", "/nope"),
 ];

@@ -200,6 +200,18 @@ fn start_stop_list_download_delete_round_trip() {
     // One at a time; a finished-only file cannot be fetched or deleted yet.
     let v = env.post("/recording/start", &json!({})).expect_error(409);
     assert!(v["detail"].as_str().unwrap().contains(&id), "{v}");
+    // x11grab keeps the size it started with: a resize now is a 409 naming
+    // the recording, and the screen keeps its size.
+    let v = env
+        .json("PATCH", "/display", &json!({ "width": 320, "height": 240 }))
+        .expect_error(409);
+    assert_eq!(v["error"], "recording in progress", "{v}");
+    assert!(v["detail"].as_str().unwrap().contains(&id), "{v}");
+    let d = env.get("/display").expect(200).json();
+    assert_eq!(
+        (d["width"].clone(), d["height"].clone()),
+        (json!(WIDTH), json!(HEIGHT))
+    );
     env.get(&format!("/recording/download?id={id}"))
         .expect_error(409);
     env.post("/recording/delete", &json!({ "id": id }))

@@ -50,7 +50,9 @@ fn schemathesis_finds_no_mismatch_with_the_spec() {
     // validation and the file handling are fuzzed for real.
     let chromium_state = tempfile::tempdir().unwrap();
     // Xvfb and the `recording` program as in supervisor.toml, so that
-    // /recording/start really records (ffmpeg) rather than answering 503.
+    // /recording/start really records (ffmpeg) rather than answering 503,
+    // and /computer/* and /display act on a real X display (no browser on
+    // it: random clicks and keys land nowhere).
     let display = free_display();
     let scratch = tempfile::tempdir().unwrap(); // lives as long as the run
     let params = scratch.path().join("recording.json");
@@ -63,7 +65,7 @@ fn schemathesis_finds_no_mismatch_with_the_spec() {
             &format!(":{display}"),
             "-screen",
             "0",
-            "320x240x24",
+            "1280x720x24",
             "-nolisten",
             "tcp"
         ]),

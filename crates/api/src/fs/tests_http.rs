@@ -39,6 +39,8 @@ pub(super) async fn server(root: PathBuf) -> SocketAddr {
             default_duration_s: 60,
             max_duration_s: 60,
         }),
+        screen: crate::computer::Screen::new(":0"),
+        display_state: Default::default(),
     });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
