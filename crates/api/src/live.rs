@@ -3,7 +3,7 @@
 //! a human its keyboard and mouse for a lease (renewed by calling it again
 //! with the lease id, ended by `POST /live/release` or by its expiry);
 //! `GET /live` says who holds control. The lease is a file shared with
-//! corral-live (`corral_proto::live_lease`), which drops every viewer's
+//! corral-live (`corral_serve::live_lease`), which drops every viewer's
 //! input unless the file holds a current lease: the switch is enforced on
 //! the server, not by noVNC. While a human holds it, [`human_holder`] is
 //! what the computer-use input endpoints ask before moving anything (409
@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
-use corral_proto::live_lease::{self, Lease};
+use corral_serve::live_lease::{self, Lease};
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 

@@ -240,7 +240,7 @@ async fn run(args: Args, env_token: Option<String>) -> ExitCode {
         chromium_program: args.chromium_program,
         live: corral_api::live::Live::new(
             args.live_lease_file
-                .unwrap_or_else(corral_proto::live_lease::default_path),
+                .unwrap_or_else(corral_serve::live_lease::default_path),
         ),
         chromium: corral_api::chromium::Config {
             flags_file: args.chromium_flags_file,

@@ -1,5 +1,5 @@
 //! Who may type: the live view's control lease, read from the file
-//! corral-api writes (`corral_proto::live_lease`). The file is looked at
+//! corral-api writes (`corral_serve::live_lease`). The file is looked at
 //! (one `stat`) at each input message and re-read only when it changed
 //! (inode, size or mtime: corral-api replaces it with a rename), and the
 //! lease's expiry is compared with the clock each time, so control ends
@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use corral_proto::live_lease::{self, Lease};
+use corral_serve::live_lease::{self, Lease};
 
 /// What identifies one version of the file.
 type Stamp = (u64, u64, i64, i64);

@@ -144,7 +144,7 @@ async fn run(args: Args) -> ExitCode {
     };
     let lease_path = args
         .live_lease_file
-        .unwrap_or_else(corral_proto::live_lease::default_path);
+        .unwrap_or_else(corral_serve::live_lease::default_path);
     tracing::info!(listen = %args.listen, upstream = %args.upstream, view_only = view.is_some(), lease = %lease_path.display(), "corral-live serving");
     let opts = Options {
         web: args.web,

@@ -11,8 +11,6 @@
 //! also has view-only passwords: the view token logs in with that one, and
 //! x11vnc itself ignores that viewer's keyboard and mouse.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use des::cipher::{BlockEncrypt, KeyInit};
@@ -50,19 +48,7 @@ pub fn read_passwords(path: &Path) -> Result<Passwords, String> {
 /// Writes fresh random passwords to `path` (mode 0600, replaced whole:
 /// written aside, then renamed), for x11vnc's `-passwdfile` and for us.
 pub fn write_passwords(path: &Path) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut random = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
-        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let random = corral_serve::private::random_bytes::<16>()?;
     // RFB uses the first 8 bytes of a password: 8 characters from 64 each.
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let pick = |bytes: &[u8]| -> String {
@@ -76,22 +62,8 @@ pub fn write_passwords(path: &Path) -> Result<(), String> {
         pick(&random[..8]),
         pick(&random[8..])
     );
-    let tmp = dir.join(format!(".vnc-passwords.{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
-    })
+    corral_serve::private::write(path, text.as_bytes(), corral_serve::private::Place::Replace)
+        .map(|_| ())
 }
 
 /// VNC authentication's answer to `challenge`: DES with the password (at

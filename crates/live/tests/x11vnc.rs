@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use corral_proto::live_lease::{self, Lease};
+use corral_serve::live_lease::{self, Lease};
 
 use corral_testkit::{free_display, free_port, wait_until};
 use tungstenite::{ClientRequestBuilder, Message};

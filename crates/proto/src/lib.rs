@@ -11,12 +11,8 @@
 //! A connection is a sequence of request/response pairs, except `tail` with
 //! `follow`, whose response is a stream of [`Response::Lines`] frames until
 //! the client closes.
-//!
-//! [`live_lease`] is the other thing corral's programs share: the live
-//! view's control lease file, written by corral-api, enforced by corral-live.
 
 pub mod frame;
-pub mod live_lease;
 
 use serde::{Deserialize, Serialize};
 

@@ -4,9 +4,7 @@
 //! rule that nothing listens beyond loopback without a credential unless
 //! `--insecure-no-auth` says so.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::policy::{Auth, Hosts, Origins, Policy};
@@ -162,45 +160,14 @@ pub fn ensure_token_file(path: &Path) -> Result<bool, String> {
     if path.exists() {
         return Ok(false);
     }
-    let shown = path.display();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut secret = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut secret))
-        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let secret = crate::private::random_bytes::<32>()?;
     let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(format!("{hex}\n").as_bytes())?;
-        f.sync_all()
-    };
-    let result = write().and_then(|()| std::fs::hard_link(&tmp, path));
-    let _ = std::fs::remove_file(&tmp);
-    match result {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(format!("cannot create the token file {shown}: {e}")),
-    }
+    crate::private::write(
+        path,
+        format!("{hex}\n").as_bytes(),
+        crate::private::Place::IfMissing,
+    )
+    .map_err(|e| format!("token file: {e}"))
 }
 
 #[cfg(test)]

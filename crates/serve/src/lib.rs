@@ -6,13 +6,17 @@
 //! the file changes ([`token`], [`watch`]), the one JSON error shape, and
 //! the accept loop, connection cap, drain on stop and stop signal
 //! ([`listen`]), and the `/json/version` client two of them share
-//! ([`devtools`]), and the server side of a WebSocket handshake
-//! ([`upgrade`]).
+//! ([`devtools`]), the server side of a WebSocket handshake ([`upgrade`]),
+//! small private files written whole ([`private`]: token files, x11vnc's
+//! passwords) and the live view's lease file that corral-api writes and
+//! corral-live enforces ([`live_lease`]).
 
 pub mod args;
 pub mod devtools;
 pub mod listen;
+pub mod live_lease;
 pub mod policy;
+pub mod private;
 mod token;
 pub mod upgrade;
 mod watch;

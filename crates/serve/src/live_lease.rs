@@ -9,8 +9,6 @@
 //! expiry with its own clock at each input event, so a lease ends exactly
 //! on time without any timer or writer.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,32 +71,8 @@ pub fn read(path: &Path) -> Result<Option<Lease>, String> {
 
 /// Replaces the lease file whole: written aside (0600), synced, renamed.
 pub fn write(path: &Path, lease: &Lease) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
     let text = serde_json::to_vec(lease).map_err(|e| e.to_string())?;
-    let attempt = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    attempt().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
-    })
+    crate::private::write(path, &text, crate::private::Place::Replace).map(|_| ())
 }
 
 /// Removes the lease file (nobody holds control). No file is fine.
