@@ -56,16 +56,69 @@ export async function waitFor(what, check, { timeoutMs = 30_000, intervalMs = 50
   }
 }
 
-/** A TCP port that was free a moment ago on every address (so on 127.0.0.1 too). */
-export async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '0.0.0.0', resolve);
+const PORT_LOCKS = '/tmp/corral-test-ports';
+const heldPorts = new Set();
+process.on('exit', () => {
+  for (const p of heldPorts) fs.rmSync(path.join(PORT_LOCKS, String(p)), { force: true });
+});
+
+/** Whether process PID still exists (signal 0 probes without sending). */
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+
+/** Claims PORT for this process with a lock file; a dead owner's lock is taken over. */
+function claim(port) {
+  fs.mkdirSync(PORT_LOCKS, { recursive: true, mode: 0o1777 });
+  const lock = path.join(PORT_LOCKS, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      heldPorts.add(port);
+      return true;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      const owner = Number(fs.readFileSync(lock, 'utf8'));
+      if (owner && alive(owner)) return false;
+      fs.rmSync(lock, { force: true });
+    }
+  }
+  return false;
+}
+
+/** Whether PORT can be bound on every address right now. */
+function bindable(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
   });
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
+}
+
+/**
+ * A TCP port free on every address (so on 127.0.0.1 too), kept for this
+ * process until it exits. Drawn below the kernel's ephemeral range
+ * (ip_local_port_range starts at 32768), so an outgoing connection's source
+ * port cannot take it between this check and the bind of whoever uses it, and
+ * claimed with a lock file in /tmp/corral-test-ports, so test files running
+ * at once never draw the same port (a port 0 bind can hand a just-closed port
+ * to the next caller: CI saw `podman kube play` fail with EADDRINUSE).
+ */
+export async function freePort() {
+  const [low, high] = [20000, 32768];
+  for (let tries = 0; tries < 500; tries++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (heldPorts.has(port) || !claim(port)) continue;
+    if (await bindable(port)) return port;
+    heldPorts.delete(port);
+    fs.rmSync(path.join(PORT_LOCKS, String(port)), { force: true });
+  }
+  throw new Error(`no free TCP port in ${low}..${high} after 500 tries`);
 }
 
 /**

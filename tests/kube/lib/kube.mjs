@@ -18,7 +18,7 @@
 //     machine may set: a containers.conf (CONTAINERS_CONF) sets default_ulimits.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
+import { freePort } from '../../lib/common.mjs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -68,18 +68,6 @@ export async function render(dir, tokens) {
   return stdout.trim().split('\n').map((l) => JSON.parse(l));
 }
 
-/** A free TCP port on 127.0.0.1 (for hostPort: kube play publishes only those). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Publishes every containerPort of the pod spec on 127.0.0.1 at a free port;
  * returns { containerPort: hostPort }.
@@ -89,7 +77,7 @@ export async function publish(podSpec) {
   for (const c of podSpec.containers) {
     for (const p of c.ports ?? []) {
       p.hostIP = '127.0.0.1';
-      p.hostPort = await freePort();
+      p.hostPort = await freePort(); // kube play publishes only hostPorts
       ports[p.containerPort] = p.hostPort;
     }
   }
