@@ -4,7 +4,9 @@
 // profile. Chromium writes its cookie store at most every 30 s, so without
 // the journal a cookie set 2 s before the kill is lost and one deleted 2 s
 // before comes back. Checked with Playwright over CDP after each restart,
-// 20 times; then that a journal older than the cookie store is not applied.
+// 20 times; then that a journal older than the cookie store is not applied,
+// and that a launch is replayed once only (the journal program starting
+// after a client changed cookies does not undo the change).
 // The stack is the product's: Xvfb with `corral prep-x11` (the kill leaves
 // its lock), Chromium ready only after `corral-snapshot replay`, and the
 // `corral-snapshot journal` program.
@@ -164,4 +166,32 @@ test('a journal older than the cookie store is not applied (a newer cookie is no
   const p = prom();
   assert.ok(p.timestamp_seconds > killedAt, 'the replay did not record itself');
   assert.equal(p.applied, 0);
+});
+
+test('a replay happens once per Chromium launch: the journal program starting later does not undo what a client did since', async () => {
+  const journaled = (name) => (fs.existsSync(journal) ? JSON.parse(fs.readFileSync(journal, 'utf8')).cookies.some((c) => c.name === name) : false);
+  await onSite(`(() => { document.cookie = 'early=1; max-age=86400; path=/'; })()`);
+  await waitFor('the journal to hold the cookie "early"', async () => journaled('early'), { timeoutMs: 10_000 });
+  await stack.ctl('stop', 'journal');
+  // An unclean Chromium exit: its store lacks "early", the journal has it,
+  // so Chromium's readiness check replays the journal (and marks the launch).
+  const old = (await stack.json('/json/version')).webSocketDebuggerUrl;
+  await stack.ctl('signal', 'KILL', 'chromium');
+  await waitFor('a new Chromium, ready', async () => {
+    const v = await stack.json('/json/version').catch(() => null);
+    const [st] = JSON.parse(await stack.ctl('--json', 'status', 'chromium'));
+    return v && v.webSocketDebuggerUrl !== old && st.ready;
+  }, { timeoutMs: 60_000, intervalMs: 100 });
+  const replayed = fs.readFileSync(`${journal}.replayed`, 'utf8');
+  const now = (await stack.json('/json/version')).webSocketDebuggerUrl;
+  assert.ok(now.endsWith(`/${replayed}`) && !old.endsWith(`/${replayed}`), `the marker (${replayed}) names the new launch (${now})`);
+  assert.equal((await cookies()).early, '1', 'the readiness replay brought "early" back');
+  // A client changes cookies after Chromium is ready; then the journal
+  // program starts (as after its own restart) with a journal lacking them.
+  await onSite(`(() => { document.cookie = 'late=1; max-age=86400; path=/'; document.cookie = 'early=; max-age=0; path=/'; })()`);
+  await stack.ctl('start', 'journal');
+  await waitFor('the journal to record the client\'s change', async () => journaled('late') && !journaled('early'), { timeoutMs: 10_000 });
+  const c = await cookies();
+  assert.equal(c.late, '1', 'the journal program replayed an old journal over a cookie set after the start');
+  assert.ok(!('early' in c), 'the journal program brought back a cookie deleted after the start');
 });

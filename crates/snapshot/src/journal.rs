@@ -25,6 +25,15 @@
 //! journal is rewritten within `--interval` of any change. Session cookies are
 //! neither journaled nor touched: Chromium drops them on a restart, and so
 //! does the replay. Cookies that expired meanwhile are not set again.
+//!
+//! A replay happens **once per Chromium launch**: the first one (readiness
+//! check or journal loop, whichever comes first) writes the launch's id (the
+//! browser id of `/json/version`, new on every start) to `FILE.replayed`, and
+//! later ones for that launch do nothing. Replaying later would be wrong:
+//! the journal on disk can be up to `--interval` behind what clients did
+//! since the start, and applying it would undo their changes (seen: the
+//! journal loop reconnecting after a restart reverted a cookie a client had
+//! just set, and the next kill lost it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +63,8 @@ pub enum Replayed {
     StoreNewer { journal_ms: u64, store_ms: u64 },
     /// Applied: cookies set (missing or different) and deleted.
     Applied { set: usize, deleted: usize },
+    /// This Chromium launch was replayed already (see the module doc).
+    AlreadyReplayed { launch: String },
 }
 
 pub fn now_ms() -> u64 {
@@ -167,9 +178,57 @@ pub fn read(file: &Path) -> Option<Journal> {
     serde_json::from_slice(&text).ok()
 }
 
+/// The id of the running Chromium launch: the browser id in the
+/// `webSocketDebuggerUrl` of `/json/version` at `cdp_url` (an http:// URL,
+/// or the host of a ws:// one), which Chromium picks anew on every start.
+/// `None` when it cannot be read: the replay then runs without the
+/// once-per-launch guard.
+pub async fn launch_id(cdp_url: &str) -> Option<String> {
+    let http = match cdp_url.strip_prefix("ws://") {
+        Some(rest) => format!("http://{}", rest.split('/').next().unwrap_or(rest)),
+        None => cdp_url.to_string(),
+    };
+    let ws = crate::cdp::browser_ws_url(&http).await.ok()?;
+    let id = ws.rsplit_once("/devtools/browser/")?.1;
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+fn marker(file: &Path) -> PathBuf {
+    let mut m = file.as_os_str().to_owned();
+    m.push(".replayed");
+    PathBuf::from(m)
+}
+
 /// Makes Chromium's persistent cookies the journal's, if the journal is
-/// newer than the profile's cookie store (see the module doc).
-pub async fn replay(cdp: &Cdp, file: &Path, profile: &Path) -> Result<Replayed, CdpError> {
+/// newer than the profile's cookie store and this Chromium launch (at
+/// `cdp_url`, reached by `cdp`) was not replayed yet (see the module doc).
+pub async fn replay(
+    cdp: &Cdp,
+    cdp_url: &str,
+    file: &Path,
+    profile: &Path,
+) -> Result<Replayed, CdpError> {
+    // Read before the replay: if Chromium restarted since `cdp` connected,
+    // the replay's calls fail on the dead connection and no marker is written.
+    let launch = launch_id(cdp_url).await;
+    if let Some(id) = &launch {
+        if std::fs::read_to_string(marker(file)).is_ok_and(|m| m.trim() == id) {
+            return Ok(Replayed::AlreadyReplayed { launch: id.clone() });
+        }
+    }
+    let done = replay_now(cdp, file, profile).await?;
+    if let Some(id) = launch {
+        if let Err(e) = crate::store::write_atomic(&marker(file), id.as_bytes()) {
+            tracing::warn!(
+                "cookie journal: cannot write {}: {e}",
+                marker(file).display()
+            );
+        }
+    }
+    Ok(done)
+}
+
+async fn replay_now(cdp: &Cdp, file: &Path, profile: &Path) -> Result<Replayed, CdpError> {
     let Some(journal) = read(file) else {
         return Ok(Replayed::NoJournal);
     };
@@ -235,6 +294,10 @@ pub async fn replay(cdp: &Cdp, file: &Path, profile: &Path) -> Result<Replayed, 
 /// Records what a replay did, for Prometheus' textfile collector and for
 /// people: `FILE.prom` next to the journal, written atomically.
 pub fn record(file: &Path, r: &Replayed, took: Duration) {
+    // The replay that did the work keeps its record.
+    if matches!(r, Replayed::AlreadyReplayed { .. }) {
+        return;
+    }
     let (applied, set, deleted) = match r {
         Replayed::Applied { set, deleted } => (1, *set, *deleted),
         _ => (0, 0, 0),
@@ -281,6 +344,10 @@ pub fn log(r: &Replayed, took: Duration) {
             ms = took.as_millis() as u64,
             "replayed the cookie journal: {set} cookies set, {deleted} deleted"
         ),
+        Replayed::AlreadyReplayed { launch } => tracing::info!(
+            launch,
+            "cookie journal: this Chromium launch was replayed already"
+        ),
     }
 }
 
@@ -308,7 +375,7 @@ pub async fn run(
         };
         retry = Duration::from_millis(100);
         let t0 = std::time::Instant::now();
-        match replay(&cdp, file, profile).await {
+        match replay(&cdp, cdp_url, file, profile).await {
             Ok(r) => {
                 // Usually Chromium's readiness check replayed already and
                 // this finds nothing to do: keep its record then.

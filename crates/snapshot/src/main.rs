@@ -254,7 +254,7 @@ fn main() -> ExitCode {
                         return exit::code(exit::FAILURE);
                     }
                 };
-                match corral_snapshot::journal::replay(&cdp, &j.file, &j.profile).await {
+                match corral_snapshot::journal::replay(&cdp, &j.cdp, &j.file, &j.profile).await {
                     Ok(r) => {
                         corral_snapshot::journal::log(&r, t0.elapsed());
                         corral_snapshot::journal::record(&j.file, &r, t0.elapsed());

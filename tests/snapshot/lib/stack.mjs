@@ -95,6 +95,13 @@ export class Stack extends CorralStack {
       const v = await this.json('/json/version');
       return v.webSocketDebuggerUrl !== old;
     }, { timeoutMs: 60_000, intervalMs: 100 });
+    // DevTools answers before corral calls the new Chromium ready (its
+    // readiness check may still be replaying the cookie journal): a test
+    // that changed cookies before that would race the replay.
+    await waitFor('chromium ready again', async () => JSON.parse(await this.ctl('--json', 'status', 'chromium'))[0].ready, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    });
   }
 
   async stopChromium() {
