@@ -1,6 +1,6 @@
 //! HTTP plumbing every handler shares: the body type (full or streamed),
 //! JSON answers, the one error shape `{"error": …, "detail": …}`, bounded
-//! request bodies, and query-string parsing.
+//! request bodies, multipart bodies, and query-string parsing.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -184,4 +184,41 @@ pub fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Result<&'a str, 
     q.get(name)
         .map(String::as_str)
         .ok_or_else(|| ApiError::bad_request(format!("missing query parameter {name:?}")))
+}
+
+/// A `multipart/form-data` body read as a stream of parts within `limit`
+/// (415 without a boundary in the Content-Type).
+pub fn multipart(
+    req: Req,
+    limit: multer::SizeLimit,
+) -> Result<multer::Multipart<'static>, ApiError> {
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let boundary = multer::parse_boundary(ctype).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported media type",
+            "Content-Type must be multipart/form-data with a boundary",
+        )
+    })?;
+    Ok(multer::Multipart::with_constraints(
+        req.into_body().into_data_stream(),
+        boundary,
+        multer::Constraints::new().size_limit(limit),
+    ))
+}
+
+/// A multipart read error: 413 past a size limit, else 400. `outcome`
+/// (e.g. "nothing was installed") is added to the 413's detail.
+pub fn multipart_error(e: multer::Error, outcome: &str) -> ApiError {
+    match e {
+        multer::Error::StreamSizeExceeded { limit }
+        | multer::Error::FieldSizeExceeded { limit, .. } => {
+            ApiError::too_large(format!("the upload exceeds {limit} bytes{outcome}"))
+        }
+        e => ApiError::bad_request(format!("malformed multipart body: {e}")),
+    }
 }

@@ -103,29 +103,12 @@ pub struct Installed {
 /// moves them into `dir`. Nothing is written in `dir` (beyond removed
 /// hidden work directories) unless every extension passed.
 pub async fn install(req: Req, dir: &Path) -> Result<Vec<Installed>, ApiError> {
-    let ctype = req
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let boundary = multer::parse_boundary(&ctype).map_err(|_| {
-        ApiError::new(
-            hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported media type",
-            "Content-Type must be multipart/form-data with a boundary",
-        )
-    })?;
-    let constraints = multer::Constraints::new().size_limit(
+    let mut mp = crate::http::multipart(
+        req,
         multer::SizeLimit::new()
             .whole_stream(MAX_UPLOAD_BYTES)
             .for_field("extensions.name", 1024),
-    );
-    let mut mp = multer::Multipart::with_constraints(
-        http_body_util::BodyExt::into_data_stream(req.into_body()),
-        boundary,
-        constraints,
-    );
+    )?;
     let d = dir.to_path_buf();
     crate::fs::blocking(move || readable_dir(&d, true)).await?;
     let mut done: Vec<(String, Ready)> = Vec::new();
@@ -203,13 +186,7 @@ fn pairing(n: usize, why: &str) -> ApiError {
 }
 
 fn multer_err(e: multer::Error) -> ApiError {
-    match e {
-        multer::Error::StreamSizeExceeded { limit }
-        | multer::Error::FieldSizeExceeded { limit, .. } => ApiError::too_large(format!(
-            "the upload exceeds {limit} bytes; nothing was installed"
-        )),
-        e => ApiError::bad_request(format!("malformed multipart body: {e}")),
-    }
+    crate::http::multipart_error(e, "; nothing was installed")
 }
 
 /// Spools one zip and extracts it into a new hidden directory of `dir`.

@@ -25,27 +25,9 @@ pub struct Written {
 }
 
 pub async fn upload(req: Req, fs: &Fs, dir: RelPath) -> Result<Resp, ApiError> {
-    let ctype = req
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let boundary = multer::parse_boundary(&ctype).map_err(|_| {
-        ApiError::new(
-            hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported media type",
-            "Content-Type must be multipart/form-data with a boundary",
-        )
-    })?;
     super::write::check_length(&req, MAX_UPLOAD_BYTES)?;
-    let constraints = multer::Constraints::new()
-        .size_limit(multer::SizeLimit::new().whole_stream(MAX_UPLOAD_BYTES));
-    let mut mp = multer::Multipart::with_constraints(
-        http_body_util::BodyExt::into_data_stream(req.into_body()),
-        boundary,
-        constraints,
-    );
+    let mut mp =
+        crate::http::multipart(req, multer::SizeLimit::new().whole_stream(MAX_UPLOAD_BYTES))?;
     let root = fs.root.clone();
     let d = dir.clone();
     blocking(move || Root::new(&root)?.mkdir_all(&d, 0o755).map(drop)).await?;
@@ -138,13 +120,7 @@ async fn cleanup(fs: &Fs, dir: &RelPath, created: Vec<RelPath>) {
 }
 
 fn multer_err(e: multer::Error) -> ApiError {
-    match e {
-        multer::Error::StreamSizeExceeded { limit }
-        | multer::Error::FieldSizeExceeded { limit, .. } => {
-            ApiError::too_large(format!("the upload exceeds {limit} bytes"))
-        }
-        e => ApiError::bad_request(format!("malformed multipart body: {e}")),
-    }
+    crate::http::multipart_error(e, "")
 }
 
 /// Names the failing part and what was already written.
