@@ -138,20 +138,12 @@ fn programs_chromium_restart_with_a_real_chromium() {
     let cdp = free_port();
     let display = free_display();
     let profile = tempfile::tempdir().unwrap();
-    let chromium = [
-        "chromium",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--password-store=basic",
-        &format!("--remote-debugging-port={cdp}"),
-        &format!("--user-data-dir={}", profile.path().display()),
-        "about:blank",
-    ];
+    let (port_flag, dir_flag) = (
+        format!("--remote-debugging-port={cdp}"),
+        format!("--user-data-dir={}", profile.path().display()),
+    );
+    let mut chromium = CHROMIUM.to_vec();
+    chromium.extend([port_flag.as_str(), dir_flag.as_str(), "about:blank"]);
     let programs = format!(
         "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n\n\
          [programs.chromium]\ncommand = {c}\nenv = {{ DISPLAY = \":{display}\" }}\nbinds_to = [\"xvfb\"]\n\

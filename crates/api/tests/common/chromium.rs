@@ -13,6 +13,21 @@ use serde_json::Value;
 
 use super::*;
 
+/// Debian's Chromium as every test here runs it: `--no-sandbox` (tests run
+/// as root), no GPU, no background traffic or first-run UI, cookies
+/// unencrypted (no keyring). Each test adds its port, profile and page.
+pub const CHROMIUM: &[&str] = &[
+    "chromium",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--password-store=basic",
+];
+
 /// Xvfb + Chromium (through the launcher) + corral-api configured for
 /// kept flags and extensions (in a scratch directory of their own).
 pub struct Browser {
@@ -42,7 +57,7 @@ pub fn start() -> Browser {
     let scratch = state.path();
     let flags_file = scratch.join("state/chromium-flags.json");
     let ext_dir = scratch.join("extensions");
-    let launch = [
+    let mut launch: Vec<&str> = vec![
         api_bin(),
         "chromium-launch",
         "--flags-file",
@@ -50,19 +65,13 @@ pub fn start() -> Browser {
         "--extensions-dir",
         ext_dir.to_str().unwrap(),
         "--",
-        "chromium",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--password-store=basic",
-        &format!("--remote-debugging-port={cdp}"),
-        &format!("--user-data-dir={}", profile.display()),
-        "about:blank",
     ];
+    launch.extend(CHROMIUM);
+    let (port_flag, dir_flag) = (
+        format!("--remote-debugging-port={cdp}"),
+        format!("--user-data-dir={}", profile.display()),
+    );
+    launch.extend([port_flag.as_str(), dir_flag.as_str(), "about:blank"]);
     let programs = format!(
         "[programs.xvfb]\ncommand = {x}\nready = {{ x11 = \":{display}\", timeout = \"30s\" }}\n\n\
          [programs.chromium]\ncommand = {c}\nenv = {{ DISPLAY = \":{display}\" }}\nbinds_to = [\"xvfb\"]\n\
