@@ -1,13 +1,14 @@
 //! What the integration-test harnesses of `corral` and `corral-api` share:
 //! free ports and X displays that no other test of the same binary was
 //! given, deadline-bounded polling, and TOML quoting for generated configs;
-//! and for every listener's tests, the descriptor-exhaustion check
-//! ([`listener`]).
+//! for every listener's tests, the descriptor-exhaustion check
+//! ([`listener`]); and a seeded random source for fuzz tests ([`rng::Rng`]).
 //!
 //! Nothing here sleeps to synchronise: [`wait_until`] and [`wait_for`] poll a
 //! real condition and fail with what they waited for once the deadline passes.
 
 pub mod listener;
+pub mod rng;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -14,22 +14,15 @@ use tokio_tungstenite::tungstenite::{Error, Message};
 
 use super::*;
 
-/// xorshift64*: deterministic, so a failing seed can be replayed.
-struct Rng(u64);
+use corral_testkit::rng::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
+/// The frame tests' draws.
+trait Draw {
+    fn size(&mut self) -> usize;
+    fn text(&mut self, n: usize) -> String;
+}
+
+impl Draw for Rng {
     /// Mostly small sizes, some past the 16- and 64-bit length encodings.
     fn size(&mut self) -> usize {
         match self.below(10) {
@@ -116,7 +109,7 @@ fn frame_ends(bytes: &[u8]) -> Vec<usize> {
 fn encode(frame: Frame, masked: bool, rng: &mut Rng, into: &mut Vec<u8>) {
     let mut frame = frame;
     if masked {
-        frame.header_mut().mask = Some((rng.next() as u32).to_be_bytes());
+        frame.header_mut().mask = Some((rng.u64() as u32).to_be_bytes());
     }
     frame.format(into).unwrap();
 }
@@ -216,7 +209,7 @@ fn relay(rng: &mut Rng, bytes: &[u8], masked: bool) -> (Vec<u8>, Vec<Ctl>) {
 fn random_streams_cut_at_random_boundaries_decode_to_the_same_messages() {
     for seed in 1..=400u64 {
         for masked in [false, true] {
-            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) + masked as u64);
+            let mut rng = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) + masked as u64);
             let (bytes, want, want_controls) = random_stream(&mut rng, masked);
             let (out, controls) = relay(&mut rng, &bytes, masked);
             let got = decode(out, masked);
@@ -243,7 +236,7 @@ fn random_streams_cut_at_random_boundaries_decode_to_the_same_messages() {
 
 #[test]
 fn a_frame_that_arrives_whole_leaves_identical() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for masked in [false, true] {
         let mut bytes = Vec::new();
         encode(
@@ -266,7 +259,7 @@ fn a_frame_that_arrives_whole_leaves_identical() {
 #[test]
 fn a_large_frame_leaves_as_it_arrives() {
     // 1 MB in 64 KiB pieces: each piece leaves at once, as a fragment.
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let text = rng.text(1 << 20);
     let mut bytes = Vec::new();
     encode(
@@ -309,7 +302,7 @@ fn violation(masked: bool, max: u64, frames: Vec<Frame>, rng: &mut Rng) -> Event
 
 #[test]
 fn protocol_violations_are_reported_with_their_close_code() {
-    let rng = &mut Rng(3);
+    let rng = &mut Rng::new(3);
     let text = |s: &str, fin| Frame::message(s.as_bytes().to_vec(), OpCode::Data(Data::Text), fin);
     let cont =
         |s: &str, fin| Frame::message(s.as_bytes().to_vec(), OpCode::Data(Data::Continue), fin);

@@ -5,23 +5,7 @@
 
 use super::*;
 
-/// A tiny deterministic PRNG (xorshift64*): reproducible runs, no crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use corral_testkit::rng::Rng;
 
 /// One valid client message of each kind noVNC sends (random contents).
 fn message(rng: &mut Rng, kind: u8) -> Vec<u8> {
@@ -90,7 +74,7 @@ fn run(
 
 #[test]
 fn every_novnc_message_is_framed_and_only_input_is_dropped() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for kind in KINDS {
         let m = message(&mut rng, kind);
         let stream = [&[1u8][..], &m].concat(); // ClientInit, then the message
@@ -242,7 +226,7 @@ impl Model {
 
 #[test]
 fn property_random_message_streams_cut_anywhere() {
-    let mut rng = Rng(0x5eed);
+    let mut rng = Rng::new(0x5eed);
     for _ in 0..2000 {
         let count = 1 + rng.below(30);
         let mut stream = vec![rng.below(2) as u8];
@@ -279,7 +263,7 @@ fn property_random_message_streams_cut_anywhere() {
 
 #[test]
 fn fuzz_random_bytes_never_panic_and_cutting_changes_nothing() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for _ in 0..5000 {
         let len = rng.below(200) as usize;
         let mut bytes = rng.bytes(len);
