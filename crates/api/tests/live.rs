@@ -252,15 +252,7 @@ fn a_lease_outlives_a_corral_api_restart() {
         )
         .expect(200)
         .json();
-    let out = std::process::Command::new(workspace_bin("corralctl"))
-        .args(["--socket", env.socket.to_str().unwrap(), "restart", "api"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.ctl(&["restart", "api"]);
     env.wait_healthy();
     let g = env.get("/live").expect(200).json();
     assert_eq!(g["holder"], "erin");

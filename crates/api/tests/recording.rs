@@ -268,17 +268,7 @@ fn a_recording_killed_with_sigkill_still_decodes() {
     let (env, probe_port, _scratch) = env_with("64");
     let id = start(&env, json!({ "framerate": 10 }));
     wait_recorded(&env, &id, 3.0);
-    let out = Command::new(workspace_bin("corralctl"))
-        .arg("--socket")
-        .arg(&env.socket)
-        .args(["signal", "KILL", "recording"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.ctl(&["signal", "KILL", "recording"]);
     wait_until("the recording to end", TIMEOUT, || {
         entry(&env, &id)["state"] != "recording"
     });

@@ -152,6 +152,23 @@ pub struct Env {
 }
 
 impl Env {
+    /// `corralctl ARGS…` against this corral; panics with its stderr
+    /// unless it succeeds.
+    pub fn ctl(&self, args: &[&str]) {
+        let out = Command::new(workspace_bin("corralctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "corralctl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn start(setup: Setup) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("corral-api-it-")
