@@ -11,7 +11,7 @@
 //! image starts Xvfb at the largest size allowed (SCREEN_MAX_*) and sets the
 //! wanted size before anything else starts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,15 +47,12 @@ impl Saved {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        use std::io::Write;
-        serde_json::to_writer(&mut tmp, &size)?;
-        tmp.write_all(b"\n")?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        std::fs::File::open(dir)?.sync_all()
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut body = serde_json::to_vec(&size)?;
+        body.push(b'\n');
+        crate::kept::write(path, &body, 0o600)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod control;
 pub mod display;
 pub mod fs;
 pub mod http;
+pub mod kept;
 pub mod live;
 pub mod logs;
 pub mod procs;

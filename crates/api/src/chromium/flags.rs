@@ -12,7 +12,6 @@
 //! manages. The launcher applies the same check to what it reads, since the
 //! file sits on the volume where `/fs/*` can write it too.
 
-use std::io::Write;
 use std::path::Path;
 
 /// Most flags kept at once.
@@ -118,16 +117,7 @@ pub fn write(file: &Path, flags: &[String]) -> std::io::Result<()> {
     })
     .map_err(std::io::Error::other)?;
     body.push(b'\n');
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".chromium-flags-")
-        .tempfile_in(dir)?;
-    tmp.write_all(&body)?;
-    tmp.as_file().sync_all()?;
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(file).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::kept::write(file, &body, 0o644)
 }
 
 #[cfg(test)]

@@ -103,14 +103,9 @@ pub fn meta_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.json"))
 }
 
-/// Writes `value` to `path` atomically (temporary file, rename).
+/// Writes `value` to `path` whole (see [`crate::kept`]).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut tmp, value)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::kept::write(path, &serde_json::to_vec(value)?, 0o600)
 }
 
 pub fn read_meta(dir: &Path, id: &str) -> Option<Meta> {
