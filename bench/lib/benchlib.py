@@ -40,7 +40,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # corral as PID 1 of a fresh PID namespace, as it runs in the container;
 # --kill-child makes sure nothing outlives a benchmark if unshare itself is killed.
-UNSHARE_PID1 = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL"]
+UNSHARE_PID1 = ["unshare", "--pid", "--ipc", "--fork", "--mount-proc", "--kill-child=KILL"]
 
 NOT_MEASURED = "not measured"
 

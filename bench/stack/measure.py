@@ -3,7 +3,7 @@
 
 Run through `bench/stack/run`, which installs the programs, builds corral and
 corral-cdp, and starts this file as PID 1 of a fresh PID and network namespace
-(`unshare --net --pid --fork --mount-proc`, loopback only). This file writes the
+(`unshare --net --pid --ipc --fork --mount-proc`, loopback only). This file writes the
 "stack" section of docs/benchmarks.md. Standard library only.
 
 The same four programs on both sides — Xvfb, headful Chromium, x11vnc,
@@ -644,7 +644,7 @@ def render(res, args, images, load_end):
         "How each figure is made (bench/stack/measure.py):",
         "",
         "- **where**: the measuring process is PID 1 of a fresh PID and network namespace "
-        "(`unshare --net --pid --fork --mount-proc`, loopback only), so the fixed ports "
+        "(`unshare --net --pid --ipc --fork --mount-proc`, loopback only), so the fixed ports "
         f"{CDP_PORT}, {CHROME_PORT}, {RFB_PORT}, {NOVNC_PORT} are the stack's alone and nothing "
         "outlives the run. X display "
         f":{d} (a number no other X server on the machine used). One side runs at a time.",
@@ -653,7 +653,7 @@ def render(res, args, images, load_end):
         "with `DISPLAY=:N` (Debian's `/usr/bin/chromium` script, which execs the binary; a new empty "
         "profile every launch); `x11vnc -display :N -rfbport 5900 -localhost -forever -shared -nopw` "
         "with RLIMIT_NOFILE 4096; `websockify --web /usr/share/novnc 127.0.0.1:6080 127.0.0.1:5900`.",
-        "- **corral**: corral as PID 1 of its own PID namespace (`unshare --pid --fork --mount-proc`), "
+        "- **corral**: corral as PID 1 of its own PID namespace (`unshare --pid --ipc --fork --mount-proc`), "
         "config written per launch with supervisor.toml's programs for these four plus `cdp`: xvfb "
         "`ready = { x11 }`, `critical`; chromium `binds_to = [\"xvfb\"]`, `pre_start = corral "
         "prep-profile`, `ready = { tcp = 9223 }`, `pre_stop = corral-cdp close-browser`, "

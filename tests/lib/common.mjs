@@ -229,13 +229,13 @@ export class CorralStack {
   }
 
   /**
-   * Starts `unshare --pid --fork --mount-proc corral -c CONFIG`, waits for
+   * Starts `unshare --pid --ipc --fork --mount-proc corral -c CONFIG`, waits for
    * corral's host pid (`corralPid`), then for `ready()`. On failure stops
    * everything and throws with the tail of corral's output.
    */
   async launch(ready) {
     const out = fs.openSync(path.join(this.dir, 'corral.out'), 'a');
-    const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', path.join(BIN, 'corral'), '-c', this.config], {
+    const child = spawn('unshare', ['--pid', '--ipc', '--fork', '--mount-proc', path.join(BIN, 'corral'), '-c', this.config], {
       stdio: ['ignore', out, out],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
     });

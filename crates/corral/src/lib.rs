@@ -9,5 +9,6 @@
 pub mod config;
 pub mod engine;
 pub mod prep_profile;
+pub mod prep_shm;
 pub mod prep_x11;
 pub mod runtime;

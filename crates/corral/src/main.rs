@@ -66,11 +66,28 @@ fn main() -> ExitCode {
     }
     if let Some(Helper::PrepX11 { display, tmp }) = &args.helper {
         use corral::prep_x11::{prep_x11, Outcome};
-        return match prep_x11(display, tmp) {
-            Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        match prep_x11(display, tmp) {
+            Ok(Outcome::Clean) => {}
             Ok(Outcome::Cleared(files)) => {
                 let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
                 eprintln!("corral prep-x11: removed stale {}", names.join(", "));
+            }
+            Err(e) => {
+                eprintln!("corral prep-x11: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        // The display is free: what its killed clients left in shared
+        // memory can go too (prep_shm).
+        return match corral::prep_shm::clear_orphans(std::path::Path::new("/proc/sysvipc/shm")) {
+            Ok(gone) if gone.is_empty() => ExitCode::SUCCESS,
+            Ok(gone) => {
+                let bytes: u64 = gone.iter().map(|s| s.size).sum();
+                eprintln!(
+                    "corral prep-x11: removed {} orphaned shared-memory segments ({:.1} MiB) of killed X clients",
+                    gone.len(),
+                    bytes as f64 / (1024.0 * 1024.0)
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -132,3 +132,69 @@ fn prep_x11_leaves_a_live_display_alone() {
     s.ctl(&["shutdown"]).ok();
     assert_eq!(c.wait_exit(TIMEOUT), 0);
 }
+
+/// A SIGKILLed x11vnc leaves its ~40 MIT-SHM segments behind: in an IPC
+/// namespace that outlives corral (a pod's, a host's) they pile up until
+/// `shmget` fails and x11vnc exits 1 at once. prep-x11 removes the ones
+/// whose creator is gone and leaves a live process's alone. Runs in an IPC
+/// namespace of its own (`unshare --ipc`): the host's segments are never
+/// looked at.
+#[test]
+fn prep_x11_removes_shared_memory_a_killed_x11vnc_left() {
+    let display = free_display();
+    let _cleanup = Cleanup(display);
+    // Every wait polls with a deadline (10 s).
+    const SCRIPT: &str = r#"
+set -eu
+n=$1 corral=$2
+count() { tail -n +2 /proc/sysvipc/shm | wc -l; }
+has() { tail -n +2 /proc/sysvipc/shm | awk -v id="$1" '$2 == id' | grep -q .; }
+until_() { i=0; until eval "$1"; do i=$((i + 1)); [ $i -lt 200 ] || { echo "timeout: $1" >&2; exit 1; }; sleep 0.05; done; }
+Xvfb ":$n" -nolisten tcp >/dev/null 2>&1 & x=$!
+until_ "[ -S /tmp/.X11-unix/X$n ]"
+# -rfbport 0: no listener; it still polls the screen through MIT-SHM.
+x11vnc -display ":$n" -rfbport 0 -forever -nopw -quiet >/dev/null 2>&1 & v=$!
+until_ '[ $(count) -ge 10 ]'
+kill -KILL $v $x
+wait $v $x || true
+# A live process's private, unattached segment: not an orphan.
+python3 -c 'import ctypes, signal
+shmid = ctypes.CDLL(None).shmget(0, 4096, 0o1600)
+print(shmid, flush=True)
+signal.pause()' > live.id &
+p=$!
+until_ '[ -s live.id ]'
+echo "before=$(count)"
+"$corral" prep-x11 ":$n" 2>prep.err
+echo "after=$(count)"
+has "$(cat live.id)" && echo live=kept
+cat prep.err
+kill $p
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--ipc", "--", "sh", "-c", SCRIPT, "sh"])
+        .arg(display.to_string())
+        .arg(corral_bin())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let value = |k: &str| -> u32 {
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")));
+        line.and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {k}= in {stdout}"))
+    };
+    // x11vnc's segments plus the live one; then only the live one.
+    assert!(value("before") >= 11, "{stdout}");
+    assert_eq!(value("after"), 1, "orphans left\n{stdout}");
+    assert!(stdout.contains("live=kept"), "{stdout}");
+    assert!(
+        stdout.contains("prep-x11: removed") && stdout.contains("shared-memory segment"),
+        "{stdout}"
+    );
+}

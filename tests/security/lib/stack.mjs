@@ -113,7 +113,7 @@ export class Stack extends CorralStack {
   /** As CorralStack.launch, with the stack's own environment. */
   async launch(ready, { env }) {
     const out = fs.openSync(path.join(this.dir, 'corral.out'), 'a');
-    const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', path.join(BIN, 'corral'), '--config', this.config], {
+    const child = spawn('unshare', ['--pid', '--ipc', '--fork', '--mount-proc', path.join(BIN, 'corral'), '--config', this.config], {
       stdio: ['ignore', out, out],
       env,
     });

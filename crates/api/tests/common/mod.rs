@@ -309,7 +309,7 @@ pub struct Corral {
 impl Corral {
     pub fn spawn(config: &Path) -> Corral {
         let mut cmd = Command::new("unshare");
-        cmd.args(["--pid", "--fork", "--mount-proc"])
+        cmd.args(["--pid", "--ipc", "--fork", "--mount-proc"])
             .arg(corral_bin())
             .arg("-c")
             .arg(config)

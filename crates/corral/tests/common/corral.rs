@@ -63,7 +63,9 @@ impl Corral {
     pub fn spawn(config: &Path, opts: Options) -> Corral {
         let mut cmd = if opts.pid1 {
             let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", corral_bin()]);
+            // --ipc: the System V shared memory of what it runs (x11vnc's,
+            // when a test kills it) goes with the namespace, not into the host's.
+            c.args(["--pid", "--ipc", "--fork", "--mount-proc", corral_bin()]);
             c
         } else {
             Command::new(corral_bin())
