@@ -20,10 +20,12 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 struct Kill(Vec<Child>);
 
 impl Drop for Kill {
+    /// Last started first (x11vnc before its Xvfb), with SIGTERM: a
+    /// SIGKILLed x11vnc leaves its ~40 MIT-SHM segments in the machine's
+    /// table for good.
     fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
+        for c in self.0.iter_mut().rev() {
+            corral_testkit::stop(c, Duration::from_secs(5));
         }
     }
 }

@@ -74,6 +74,22 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Stops `child` the way a supervisor would: SIGTERM, up to `grace` for it
+/// to exit, then SIGKILL; reaped either way. For programs that clean up on
+/// SIGTERM what a SIGKILL leaves behind (x11vnc's System V shared memory).
+pub fn stop(child: &mut std::process::Child, grace: Duration) {
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: kill(2) on our own, not yet reaped, child.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A TOML basic string holding `s` (JSON strings are valid TOML ones).
 pub fn q(s: &str) -> String {
     serde_json::to_string(s).expect("string")
