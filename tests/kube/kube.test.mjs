@@ -8,14 +8,17 @@
 //   cookies, localStorage and IndexedDB written → `podman kube down` and play
 //   again: all three still there → kill -9 Chromium: corral restarts it (its
 //   restart count +1, a new pid), the container is not restarted (podman's
-//   restart count unchanged, corral still the same PID 1).
+//   restart count unchanged, corral still the same PID 1) → corral SIGKILLed
+//   from the host (an OOM kill): podman's restart policy starts the container
+//   again in the pod, and x11vnc's shared memory does not pile up in the
+//   pod's IPC namespace.
 //
 // The steps depend on each other and run in order (one file, one describe).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '../container/lib/browser.mjs';
 import { waitFor } from '../lib/common.mjs';
-import { HEADFUL, cleanup, createSecret, down, get, inspect, play, podman, publish, random, render, status, stopPod, tmpFile } from './lib/kube.mjs';
+import { HEADFUL, cleanup, createSecret, down, get, inspect, logs, play, podman, publish, random, render, status, stopPod, tmpFile } from './lib/kube.mjs';
 import { readAll, writeAll } from './lib/storage.mjs';
 
 const ID = `${process.pid}`;
@@ -172,6 +175,34 @@ describe('deploy/k8s under podman kube play', { timeout: 15 * 60_000 }, () => {
     const browser = await cdp();
     assert.equal((await readAll(browser)).cookie?.startsWith('kept-'), true, 'the restarted Chromium has the profile');
     await browser.close();
+  });
+  // An OOM kill of PID 1 takes the whole container down with SIGKILL; the
+  // kubelet (here podman's restart policy) starts it again in the same pod,
+  // whose IPC namespace the pause container holds. x11vnc's MIT-SHM segments
+  // (~40) are not removed on SIGKILL: without prep-x11 clearing them they
+  // would pile up there at every such restart until shmget fails.
+  it("corral SIGKILLed, the container restarted in the pod: x11vnc's shared memory does not pile up", async (t) => {
+    const shm = async () => Number(await podman(['exec', CTR, 'sh', '-c', 'tail -n +2 /proc/sysvipc/shm | wc -l']));
+    const ipcNs = () => podman(['exec', CTR, 'readlink', '/proc/1/ns/ipc']);
+    const before = await shm();
+    assert.ok(before >= 20, `x11vnc's segments are there before the kill: ${before}`);
+    const nsBefore = await ipcNs();
+    const restartsBefore = Number(await inspect(CTR, '{{.RestartCount}}'));
+    const hostPid = await inspect(CTR, '{{.State.Pid}}');
+    const t0 = Date.now();
+    process.kill(Number(hostPid), 'SIGKILL'); // as the OOM killer does: not `podman kill`, which the policy ignores
+    await waitFor('the container restarted by its policy', async () => Number(await inspect(CTR, '{{.RestartCount}}')) === restartsBefore + 1, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    await ready('after the container restart');
+    t.diagnostic(`corral SIGKILLed → container restarted and /readyz 200: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.equal(await ipcNs(), nsBefore, "the new container is in the pod's IPC namespace (what makes the leak possible)");
+    const after = await shm();
+    const removed = (await logs(CTR, { since: new Date(t0).toISOString() })).match(/removed (\d+) orphaned shared-memory segments/);
+    t.diagnostic(`segments in the pod's IPC namespace: ${before} before the kill, ${after} after the restart; prep-x11: ${removed?.[0] ?? 'nothing removed'}`);
+    assert.ok(removed && Number(removed[1]) >= 20, "prep-x11 removed the killed x11vnc's segments");
+    assert.ok(after < before + 20, `segments do not pile up: ${before} → ${after}`);
   });
 });
 

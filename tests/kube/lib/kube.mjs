@@ -141,9 +141,15 @@ export async function down(file, { allowFail = false } = {}) {
  */
 export async function stopPod(pod, ctr, grace) {
   await podman(['pod', 'stop', '-t', String(grace), pod], { timeoutMs: (grace + 30) * 1000 });
-  const { stdout, stderr } = await execFileP('podman', ['logs', ctr], { env: ENV, maxBuffer: 256 * 1024 * 1024 });
-  const exit = [...(stdout + stderr).matchAll(/"message":"corral exiting","exit_code":(\d+)/g)].pop();
+  const exit = [...(await logs(ctr)).matchAll(/"message":"corral exiting","exit_code":(\d+)/g)].pop();
   if (exit?.[1] !== '0') throw new Error(`${ctr}: corral did not log a clean exit after pod stop (${exit?.[0] ?? 'no exit line'})`);
+}
+
+/** `podman logs [--since SINCE] CTR`: both streams, as one string. */
+export async function logs(ctr, { since } = {}) {
+  const args = ['logs', ...(since ? ['--since', since] : []), ctr];
+  const { stdout, stderr } = await execFileP('podman', args, { env: ENV, maxBuffer: 256 * 1024 * 1024 });
+  return stdout + stderr;
 }
 
 export const tmpFile = (name) => path.join(CONF_DIR, name);
