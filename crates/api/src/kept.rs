@@ -2,31 +2,23 @@
 //! flags, each recording's metadata and parameters), written whole: to a
 //! temporary file beside the target, synced, renamed over it, and the
 //! directory synced, so a SIGKILL or a power cut leaves the old content or
-//! the new, never half a file. One implementation for all of them.
+//! the new, never half a file (`corral_serve::private::put`, which the
+//! other programs' whole-file writes use too).
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Replaces `path` with `bytes`, mode `mode` (the directory must exist).
+use corral_serve::private::{put, Place};
+
+/// Replaces `path` with `bytes`, mode `mode` (the directory must exist):
+/// corral-serve's one whole-file writer.
 pub fn write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".corral-api-")
-        .permissions(std::fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    put(path, bytes, mode, ".corral-api-", Place::Replace).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn replaces_with_the_mode_and_leaves_no_temp_file() {

@@ -7,8 +7,8 @@
 //! the accept loop, connection cap, drain on stop and stop signal
 //! ([`listen`]), and the `/json/version` client two of them share
 //! ([`devtools`]), the server side of a WebSocket handshake ([`upgrade`]),
-//! small private files written whole ([`private`]: token files, x11vnc's
-//! passwords) and the live view's lease file that corral-api writes and
+//! files written whole ([`private`]: token files, x11vnc's passwords,
+//! corral-api's kept state, corral-snapshot's files) and the live view's lease file that corral-api writes and
 //! corral-live enforces ([`live_lease`]).
 
 pub mod args;

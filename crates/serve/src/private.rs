@@ -3,10 +3,12 @@
 //! ([`crate::live_lease`]). Each is written aside with mode 0600, synced,
 //! then put in place in one step, so a reader never sees half of one and
 //! nobody else can read it even for a moment; the directory is made 0700 if
-//! missing. One implementation, so a fix (a mode, a sync) reaches them all.
+//! missing. The same writer ([`put`], any mode) serves corral-api's kept
+//! state and corral-snapshot's files: one implementation, so a fix (a mode,
+//! a sync) reaches them all.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 /// How the file is put in place.
@@ -28,45 +30,60 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     Ok(out)
 }
 
-/// Writes `bytes` to `path` (mode 0600), placed as `place` says. `Ok(true)`
-/// when the file was written, `Ok(false)` when `IfMissing` found one.
-pub fn write(path: &Path, bytes: &[u8], place: Place) -> Result<bool, String> {
-    let dir = path
-        .parent()
+/// Puts `bytes` at `path` whole: written aside in the same directory (a
+/// temporary `PREFIX….tmp`, mode `mode` from creation), synced, put in place
+/// as `place` says, then the directory synced — so a reader, a SIGKILL or a
+/// power cut sees the old file or the new, never half of one. `Ok(false)`
+/// when `IfMissing` found a file, which is left alone. The directory must
+/// exist. Every file corral's programs write whole goes through here: these
+/// small private ones, corral-api's kept state, corral-snapshot's files.
+pub fn put(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    temp_prefix: &str,
+    place: Place,
+) -> std::io::Result<bool> {
+    let dir = parent_of(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(temp_prefix)
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    match place {
+        Place::Replace => tmp.persist(path).map(drop).map_err(|e| e.error)?,
+        // A hard link: never replaces. The temporary file goes either way.
+        Place::IfMissing => match tmp.persist_noclobber(path) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e.error),
+        },
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(true)
+}
+
+/// `path`'s directory (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// Writes `bytes` to `path` (mode 0600; its directory made 0700 if
+/// missing), placed as `place` says. `Ok(true)` when the file was written,
+/// `Ok(false)` when `IfMissing` found one.
+pub fn write(path: &Path, bytes: &[u8], place: Place) -> Result<bool, String> {
+    let dir = parent_of(path);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    let placed = written.and_then(|()| match place {
-        Place::Replace => std::fs::rename(&tmp, path).map(|()| true),
-        Place::IfMissing => match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        },
-    });
-    // After a rename there is nothing left to remove; otherwise the temp
-    // file goes whatever happened.
-    let _ = std::fs::remove_file(&tmp);
-    placed.map_err(|e| format!("cannot write {}: {e}", path.display()))
+    put(path, bytes, 0o600, ".corral-", place)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]

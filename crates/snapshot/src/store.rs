@@ -3,11 +3,12 @@
 //! rename over the old file, fsync the directory. Mode 0600 from creation:
 //! the file holds session cookies.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Replaces `path` with `bytes`, atomically.
+use corral_serve::private::{put, Place};
+
+/// Replaces `path` with `bytes`, atomically (its directory made if missing;
+/// corral-serve's one whole-file writer).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -15,16 +16,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     };
     std::fs::create_dir_all(dir)?;
     remove_stale_temps(dir);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".snapshot-")
-        .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    put(path, bytes, 0o600, ".snapshot-", Place::Replace).map(drop)
 }
 
 /// Temporary files older than this are leftovers of a killed writer.
