@@ -690,8 +690,9 @@ function render(r, args) {
       "first-byte column: the time until the first bytes of the answer reach the client); " +
       "throughput is the WebSocket message size (the JSON text, base64 PNG inside) over that " +
       "time. The first byte is when the socket first has data after the request (the `ws` " +
-      "socket's `data` event). The bridge passes each read of Chromium's one-frame message on at " +
-      "once as a fragment (at most 64 KiB each), so its first byte follows Chromium's. " +
+      "socket's `data` event). The bridge passes the first read of Chromium's one-frame message on at " +
+      "once as a fragment, then splices the rest socket to socket through a 1 MiB pipe, a fragment " +
+      "per pipe-full, so its first byte follows Chromium's. " +
       "The SHA-256 of every screenshot's data is compared: " +
       "all equal means the relay changed no byte.",
     `- **first byte**: after the screenshots, the page keeps a ${(F.direct.bytes / 1e6).toFixed(1)} MB ASCII string ` +
@@ -721,8 +722,8 @@ function render(r, args) {
       "before each by writing 5 to /proc/PID/clear_refs. \"Above idle\" is above the idle RSS " +
       "before any connection. The relay reads into one 64 KiB buffer per worker thread, not per " +
       "connection, and keeps bytes of its own only while a peer does not take them (at most one " +
-      "read, freed once written), so neither a message's size nor an open connection should " +
-      "show. " + `Idle relays (after everything else): ${fmtInt(r.idleRelays.k)} WebSockets through ` +
+      "read, freed once written); a large payload goes through a kernel pipe, not its memory, so " +
+      "neither a message's size nor an open connection should show. " + `Idle relays (after everything else): ${fmtInt(r.idleRelays.k)} WebSockets through ` +
       "the bridge to the browser endpoint, opened 50 at a time, each one `Browser.getVersion`, " +
       `then ${SETTLE_MS / 1000} s of quiet; per relay = (RSS held − the idle RSS read just before) / count ` +
       "(a relay is two sockets, a task and its timers). Idle TCP connections (last): opened 500 at a " +

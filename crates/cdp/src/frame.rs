@@ -11,6 +11,10 @@
 //! boundary, which is what lets the relay put its own control frames
 //! (pongs, pings, close) between any two writes.
 //!
+//! The relay may also move a data frame's payload itself, socket to socket
+//! ([`Reframer::passable`] says how much, [`Reframer::pass`] writes the
+//! fragment header for it), so a large payload need not pass through here.
+//!
 //! Payload bytes are copied, never changed: client frames stay masked
 //! (a fragment cut at payload offset `o` carries the client's key rotated by
 //! `o`, so every byte keeps its mask), Chromium's stay unmasked. Control
@@ -289,12 +293,51 @@ impl Reframer {
     /// Passes `chunk` (the next payload bytes of `frame`) on as a fragment.
     fn data(&mut self, frame: &mut Frame, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), Event> {
         let (op, _) = self.message.expect("a data frame belongs to a message");
-        let last = frame.fin && frame.left == chunk.len() as u64;
-        let convert = self.binary_as_text && op == OP_BINARY;
-        if convert {
+        if self.binary_as_text && op == OP_BINARY {
+            let last = frame.fin && frame.left == chunk.len() as u64;
             self.check_utf8(chunk, frame, last)?;
         }
-        let opcode = match (self.open, convert) {
+        self.fragment(frame, chunk.len() as u64, out);
+        out.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Payload bytes of the frame in progress that may be passed on without
+    /// being looked at: those of a data frame, unless they are a binary
+    /// message's still to be checked for UTF-8. The relay moves them itself
+    /// (see [`Reframer::pass`]), socket to socket.
+    pub fn passable(&self) -> u64 {
+        match (self.frame, self.message) {
+            (Some(f), Some((op, _))) if f.opcode < OP_CLOSE => {
+                if self.binary_as_text && op == OP_BINARY {
+                    0
+                } else {
+                    f.left
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    /// Appends the header of a fragment carrying the next `n` payload bytes
+    /// (at most [`Reframer::passable`]), which the caller passes on itself,
+    /// unchanged, right after it.
+    pub fn pass(&mut self, n: u64, out: &mut Vec<u8>) {
+        assert!(
+            n > 0 && n <= self.passable(),
+            "only payload bytes of a data frame in progress are passed"
+        );
+        let mut frame = self.frame.expect("a frame in progress");
+        self.fragment(&mut frame, n, out);
+        self.frame = (frame.left > 0).then_some(frame);
+    }
+
+    /// Appends the header of a fragment with the next `len` payload bytes
+    /// of `frame`, and counts them as passed on.
+    fn fragment(&mut self, frame: &mut Frame, len: u64, out: &mut Vec<u8>) {
+        let (op, _) = self.message.expect("a data frame belongs to a message");
+        let last = frame.fin && frame.left == len;
+        let opcode = match (self.open, self.binary_as_text && op == OP_BINARY) {
             (true, _) => OP_CONTINUATION,
             (false, true) => OP_TEXT,
             (false, false) => op,
@@ -303,15 +346,13 @@ impl Reframer {
             let r = (frame.seen % 4) as usize;
             [m[r], m[(r + 1) % 4], m[(r + 2) % 4], m[(r + 3) % 4]]
         });
-        put_header(out, last, opcode, chunk.len() as u64, mask);
-        out.extend_from_slice(chunk);
-        frame.seen += chunk.len() as u64;
-        frame.left -= chunk.len() as u64;
+        put_header(out, last, opcode, len, mask);
+        frame.seen += len;
+        frame.left -= len;
         self.open = !last;
         if last {
             self.message = None;
         }
-        Ok(())
     }
 
     /// Checks the next bytes of a binary message for UTF-8, across pieces.

@@ -6,7 +6,10 @@
 //! what the destination does not take right away is kept, and the source is
 //! not read again until that is written. So a peer that stops reading holds
 //! at most one read of memory, Chromium's side feels the back-pressure
-//! (its socket fills), and an idle relay holds no buffer at all.
+//! (its socket fills), and an idle relay holds no buffer at all. What is
+//! left of a large payload after that first read is not read at all: it is
+//! spliced from socket to socket through a pipe (see [`pipe`]), a fragment
+//! per pipe-full, with the same back-pressure.
 //!
 //! Control frames are answered here, never passed on: pings get pongs from
 //! the relay, the client gets the relay's pings, a close is passed on with
@@ -24,11 +27,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use crate::frame::{self, Control, Event, Reframer};
+pub use pipe::Socket;
+use pipe::{Pipe, PIPE_SIZE};
+
+mod pipe;
 
 /// Bytes read from a socket at a time. Large enough that a 100 MB
 /// screenshot is a few thousand reads; it lives once per worker thread.
@@ -38,6 +45,9 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Control frames (pongs) that may wait for a peer that is not reading
 /// before the relay stops reading that peer's pings.
 const CONTROL_ROOM: usize = 4 * 1024;
+/// A frame with at least this much payload still to come has it moved
+/// socket to socket through a pipe (see [`pipe`]); less is copied.
+const SPLICE_FROM: u64 = CHUNK as u64;
 
 /// The worker thread's read and frame buffers: shared by every relay the
 /// thread runs, used only inside one synchronous poll.
@@ -74,6 +84,12 @@ struct Pump {
     dead: bool,
     /// Frames to Chromium must be masked: this key source, if so.
     mask: Option<u64>,
+    /// The pipe of a large payload in passage; its bytes go out right after
+    /// `out[..pipe_at]`.
+    pipe: Option<Pipe>,
+    pipe_at: usize,
+    /// Splicing failed once on this relay: copy from then on.
+    no_splice: bool,
 }
 
 impl Pump {
@@ -86,7 +102,15 @@ impl Pump {
             stalled_since: None,
             dead: false,
             mask: from_client.then_some(seed | 1),
+            pipe: None,
+            pipe_at: 0,
+            no_splice: false,
         }
+    }
+
+    /// Nothing of this direction waits for its destination.
+    fn caught_up(&self) -> bool {
+        self.out.is_empty() && self.pipe.as_ref().is_none_or(|p| p.held == 0)
     }
 
     /// Queues a control frame of the relay's own after the frames queued.
@@ -105,19 +129,40 @@ impl Pump {
         self.queue(frame::OP_CLOSE, &frame::close_payload(code, reason));
     }
 
-    /// Writes what is queued; Ready once all of it is written.
-    fn flush<W: AsyncWrite + Unpin>(
-        &mut self,
-        w: &mut W,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<()>> {
-        while self.sent < self.out.len() {
-            match Pin::new(&mut *w).poll_write(cx, &self.out[self.sent..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => {
-                    self.sent += n;
-                    self.stalled_since = None;
+    /// Writes what is queued (and what waits in the pipe, in its place);
+    /// Ready once all of it is written.
+    fn flush<W: Socket>(&mut self, w: &mut W, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let held = self.pipe.as_ref().map_or(0, |p| p.held);
+            let end = if held > 0 {
+                self.pipe_at
+            } else {
+                self.out.len()
+            };
+            while self.sent < end {
+                match Pin::new(&mut *w).poll_write(cx, &self.out[self.sent..end]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        self.sent += n;
+                        self.stalled_since = None;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        self.stalled_since.get_or_insert_with(Instant::now);
+                        return Poll::Pending;
+                    }
                 }
+            }
+            if held == 0 {
+                break;
+            }
+            let (pipe, tcp) = match (self.pipe.as_mut(), w.tcp()) {
+                (Some(p), Some(t)) => (p, t),
+                _ => unreachable!("a pipe is filled only for a TCP destination"),
+            };
+            let stalled = &mut self.stalled_since;
+            match pipe.poll_drain(tcp, cx, || *stalled = None) {
+                Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     self.stalled_since.get_or_insert_with(Instant::now);
@@ -125,10 +170,65 @@ impl Pump {
                 }
             }
         }
-        // Caught up: give the memory back, an idle relay holds none.
+        // Caught up: give the memory back, an idle relay holds none (nor a
+        // pipe, once no large payload is in passage).
         self.out = Vec::new();
         self.sent = 0;
+        if self.pipe.is_some() && self.frames.passable() < SPLICE_FROM {
+            self.pipe = None;
+        }
         Poll::Ready(Ok(()))
+    }
+
+    /// Moves the next part of a large payload from `src` into the pipe and
+    /// queues its fragment header; the pipe's bytes follow it out (`flush`).
+    /// None when this is not the moment (or the place) to splice.
+    fn splice_in<R: Socket, W: Socket>(
+        &mut self,
+        src: &R,
+        dst: &W,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<io::Result<usize>>> {
+        let left = self.frames.passable();
+        if left < SPLICE_FROM || self.no_splice || !self.early.is_empty() {
+            return None;
+        }
+        let (Some(from), Some(_)) = (src.tcp(), dst.tcp()) else {
+            return None;
+        };
+        if self.pipe.is_none() {
+            match Pipe::new() {
+                Ok(p) => self.pipe = Some(p),
+                Err(e) => {
+                    tracing::debug!("no pipe, copying instead: {e}");
+                    self.no_splice = true;
+                    return None;
+                }
+            }
+        }
+        let pipe = self.pipe.as_mut().expect("made above");
+        let max = (left.min(PIPE_SIZE as u64) as usize).min(pipe.room());
+        match pipe.poll_fill(from, max, cx) {
+            // splice(2) not offered for these descriptors: copy instead.
+            Poll::Ready(Err(e))
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+                ) =>
+            {
+                tracing::debug!("splice refused, copying instead: {e}");
+                self.no_splice = true;
+                self.pipe = None;
+                None
+            }
+            Poll::Ready(Ok(n)) if n > 0 => {
+                debug_assert!(self.out.is_empty());
+                self.frames.pass(n as u64, &mut self.out);
+                self.pipe_at = self.out.len();
+                Some(Poll::Ready(Ok(n)))
+            }
+            other => Some(other),
+        }
     }
 
     /// Writes freshly framed bytes; what the destination does not take now
@@ -140,7 +240,7 @@ impl Pump {
         cx: &mut Context<'_>,
     ) -> io::Result<()> {
         debug_assert!(
-            self.out.is_empty(),
+            self.caught_up(),
             "a pump reads only once its queue is written"
         );
         let mut at = 0;
@@ -185,11 +285,7 @@ pub struct Relay<C, U> {
     stall_timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl<C, U> Relay<C, U>
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
-{
+impl<C: Socket, U: Socket> Relay<C, U> {
     /// `client_early`/`upstream_early`: bytes each side sent that were read
     /// with its handshake.
     pub fn new(client: C, client_early: Bytes, upstream: U, upstream_early: Bytes) -> Self {
@@ -401,22 +497,27 @@ where
 /// Pings are answered on `back` (the queue towards `from`). Ready(None)
 /// when bytes were relayed; Pending when there was nothing to read or the
 /// queues are full.
-fn pump<R, W>(
+fn pump<R: Socket, W: Socket>(
     from: Side,
     p: &mut Pump,
     back: &mut Pump,
     src: &mut R,
     dst: &mut W,
     cx: &mut Context<'_>,
-) -> Poll<Option<Stop>>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> Poll<Option<Stop>> {
     // Back-pressure: nothing is read while the last read is not written,
     // nor while pongs pile up for a peer that does not read.
-    if !p.out.is_empty() || back.out.len() > CHUNK + CONTROL_ROOM {
+    if !p.caught_up() || back.out.len() > CHUNK + CONTROL_ROOM {
         return Poll::Pending;
+    }
+    // The rest of a large payload: socket to socket (see [`pipe`]).
+    if let Some(moved) = p.splice_in(src, dst, cx) {
+        return match moved {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(0)) => Poll::Ready(Some(Stop::Eof(from))),
+            Poll::Ready(Ok(_)) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Stop::ReadFailed(from, e))),
+        };
     }
     SCRATCH.with_borrow_mut(|s| {
         let Scratch { input, output } = s;

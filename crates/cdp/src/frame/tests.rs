@@ -200,6 +200,16 @@ fn relay(rng: &mut Rng, bytes: &[u8], masked: bool) -> (Vec<u8>, Vec<Ctl>) {
         }
         // Output ends at a frame boundary after every piece.
         frame_ends(&out);
+        // Sometimes the relay moves payload bytes itself (a splice): a
+        // fragment header from `pass`, then the bytes as they are.
+        let passable = r.passable().min((bytes.len() - at) as u64);
+        if passable > 0 && rng.below(2) == 0 {
+            let n = 1 + rng.below(passable.min(100_000));
+            r.pass(n, &mut out);
+            out.extend_from_slice(&bytes[at..at + n as usize]);
+            at += n as usize;
+            frame_ends(&out);
+        }
     }
     assert!(r.at_boundary());
     (out, controls)

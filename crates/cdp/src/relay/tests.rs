@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
 
-fn encode(frame: Frame, masked: bool) -> Vec<u8> {
+pub(super) fn encode(frame: Frame, masked: bool) -> Vec<u8> {
     let mut frame = frame;
     if masked {
         frame.header_mut().mask = Some([0x37, 0xfa, 0x21, 0x3d]);
@@ -30,7 +30,7 @@ fn text(s: &str) -> Frame {
 }
 
 /// Every message in `bytes`, decoded as the receiving side would.
-fn decode(bytes: Vec<u8>, masked: bool) -> Vec<Message> {
+pub(super) fn decode(bytes: Vec<u8>, masked: bool) -> Vec<Message> {
     struct Mem(Cursor<Vec<u8>>);
     impl std::io::Read for Mem {
         fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
