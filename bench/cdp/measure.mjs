@@ -690,9 +690,9 @@ function render(r, args) {
       "first-byte column: the time until the first bytes of the answer reach the client); " +
       "throughput is the WebSocket message size (the JSON text, base64 PNG inside) over that " +
       "time. The first byte is when the socket first has data after the request (the `ws` " +
-      "socket's `data` event). The bridge passes the first read of Chromium's one-frame message on at " +
-      "once as a fragment, then splices the rest socket to socket through a 1 MiB pipe, a fragment " +
-      "per pipe-full, so its first byte follows Chromium's. " +
+      "socket's `data` event). The bridge passes Chromium's one frame on as it is: the header and the " +
+      "first read of the payload at once, then the rest spliced socket to socket through a 1 MiB pipe, " +
+      "so its first byte follows Chromium's and the client gets the frame Chromium sent. " +
       "The SHA-256 of every screenshot's data is compared: " +
       "all equal means the relay changed no byte.",
     `- **first byte**: after the screenshots, the page keeps a ${(F.direct.bytes / 1e6).toFixed(1)} MB ASCII string ` +

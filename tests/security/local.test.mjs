@@ -306,6 +306,11 @@ test('clients still connect with no token on loopback: Playwright, Puppeteer, ch
   try {
     await driver.get(url);
     assert.equal(await driver.getTitle(), 'hello from the site');
+    // A 3 MB answer: one frame Chromium sends, which the bridge passes on
+    // whole (splicing most of it); chromedriver's own WebSocket reads it.
+    const big = await driver.executeScript("return 'corral'.repeat(500000)");
+    assert.equal(big.length, 3_000_000);
+    assert.ok(big.startsWith('corralcorral') && big.endsWith('corral'));
   } finally {
     await driver.quit().catch(() => {});
   }

@@ -1,26 +1,27 @@
 //! WebSocket framing for the relay, without I/O: a [`Reframer`] reads one
 //! direction's byte stream in whatever pieces the socket hands over and
-//! writes frames for the other side as soon as their bytes are there.
+//! passes each data frame on as it is, its header as soon as the header is
+//! complete, its payload as it arrives.
 //!
-//! A data frame is never held whole: the part of its payload that arrived
-//! is passed on at once as a fragment of its own (RFC 6455 §5.4), so memory
-//! does not depend on the message size and the first byte of a 100 MB
-//! screenshot leaves as soon as it arrived. A frame that arrives complete in
-//! one piece leaves as one frame, identical; one that arrives in pieces
-//! leaves as fragments of one message. Output always ends at a frame
-//! boundary, which is what lets the relay put its own control frames
-//! (pongs, pings, close) between any two writes.
+//! A frame is never held whole and never cut: memory does not depend on the
+//! message size, the first byte of a 100 MB screenshot leaves as soon as it
+//! arrived, and the client receives exactly the frames the sender framed.
+//! That last point matters: chromedriver's WebSocket treats every frame as
+//! a whole message (it does not reassemble fragments), so a relay that cut
+//! Chromium's one-frame answers into fragments broke Selenium on every
+//! answer over one read; and `ws` (Playwright, Puppeteer) reassembles
+//! fragments with an extra copy of the message.
 //!
-//! The relay may also move a data frame's payload itself, socket to socket
-//! ([`Reframer::passable`] says how much, [`Reframer::pass`] writes the
-//! fragment header for it), so a large payload need not pass through here.
+//! The relay's own control frames (pongs, pings, close) can only go between
+//! frames: in the middle of one they wait ([`Reframer::control`]) until it
+//! has passed. The relay may also move a frame's payload itself, socket to
+//! socket ([`Reframer::passable`], [`Reframer::pass`]).
 //!
-//! Payload bytes are copied, never changed: client frames stay masked
-//! (a fragment cut at payload offset `o` carries the client's key rotated by
-//! `o`, so every byte keeps its mask), Chromium's stay unmasked. Control
-//! frames are not passed on: they are returned to the relay, which answers
-//! them. A binary message from a client becomes text (Chrome closes
-//! connections that send binary) once its bytes are checked to be UTF-8.
+//! Payload bytes are copied, never changed: client frames stay masked with
+//! their own key, Chromium's stay unmasked. Control frames are not passed
+//! on: they are returned to the relay, which answers them. A binary message
+//! from a client becomes text (Chrome closes connections that send binary)
+//! as its bytes are checked to be UTF-8.
 
 pub const OP_CONTINUATION: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -39,8 +40,8 @@ pub const CLOSE_ERROR: u16 = 1011;
 
 /// Largest frame header: 2 bytes, 8 of length, 4 of mask.
 pub const MAX_HEADER: usize = 14;
-/// Output can exceed input by a few fragment headers per piece; callers
-/// size their output buffers with this much room over the input.
+/// Output never exceeds input (headers are passed on as they came, control
+/// frames are not); callers keep this much room anyway.
 pub const SLACK: usize = 4 * MAX_HEADER;
 
 /// A control frame received whole (its payload unmasked).
@@ -101,11 +102,12 @@ pub struct Reframer {
     frame: Option<Frame>,
     /// The data message in progress: its opcode and size so far.
     message: Option<(u8, u64)>,
-    /// A fragment with FIN unset was written: the next one continues it.
-    open: bool,
     /// A binary message being checked: an incomplete UTF-8 sequence carried over.
     utf8_carry: ([u8; 4], usize),
     control: Control,
+    /// Control frames of the relay's, for this direction's output, waiting
+    /// for the data frame in passage to end (empty, no capacity, otherwise).
+    deferred: Vec<u8>,
 }
 
 impl Reframer {
@@ -120,13 +122,13 @@ impl Reframer {
             head_len: 0,
             frame: None,
             message: None,
-            open: false,
             utf8_carry: ([0; 4], 0),
             control: Control {
                 opcode: 0,
                 len: 0,
                 payload: [0; 125],
             },
+            deferred: Vec::new(),
         }
     }
 
@@ -153,6 +155,7 @@ impl Reframer {
                     }
                     Ok((used, Some(mut frame))) => {
                         pos += used;
+                        self.start(&frame, out);
                         self.frame = Some(frame);
                         // An empty data frame is complete already: pass it on now.
                         if frame.left == 0 && frame.opcode < OP_CLOSE {
@@ -290,69 +293,100 @@ impl Reframer {
         ))
     }
 
-    /// Passes `chunk` (the next payload bytes of `frame`) on as a fragment.
+    /// A data frame's header goes out as it came (a client's binary
+    /// message as text); its payload follows as it comes.
+    fn start(&mut self, frame: &Frame, out: &mut Vec<u8>) {
+        if frame.opcode >= OP_CLOSE {
+            return;
+        }
+        let opcode = if frame.opcode == OP_BINARY && self.binary_as_text {
+            OP_TEXT
+        } else {
+            frame.opcode
+        };
+        put_header(out, frame.fin, opcode, frame.left, frame.mask);
+    }
+
+    /// `frame`'s payload has all been passed on: ends its message if it was
+    /// the last frame, then lets the deferred control frames out.
+    fn end(&mut self, frame: &Frame, out: &mut Vec<u8>) {
+        if frame.fin {
+            self.message = None;
+        }
+        out.append(&mut self.deferred);
+        self.deferred = Vec::new();
+    }
+
+    /// Passes `chunk`, the next payload bytes of `frame`, on as they are
+    /// (a binary message's checked to be UTF-8 first).
     fn data(&mut self, frame: &mut Frame, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), Event> {
         let (op, _) = self.message.expect("a data frame belongs to a message");
         if self.binary_as_text && op == OP_BINARY {
             let last = frame.fin && frame.left == chunk.len() as u64;
             self.check_utf8(chunk, frame, last)?;
         }
-        self.fragment(frame, chunk.len() as u64, out);
         out.extend_from_slice(chunk);
+        frame.seen += chunk.len() as u64;
+        frame.left -= chunk.len() as u64;
+        if frame.left == 0 {
+            self.end(frame, out);
+        }
         Ok(())
     }
 
-    /// Payload bytes of the frame in progress that may be passed on without
-    /// being looked at: those of a data frame, unless they are a binary
-    /// message's still to be checked for UTF-8. The relay moves them itself
-    /// (see [`Reframer::pass`]), socket to socket.
+    /// Payload bytes of the frame in passage that may be passed on without
+    /// being looked at: all that is left of it, unless they are a binary
+    /// message's, still to be checked. The relay moves them itself (see
+    /// [`Reframer::pass`]), socket to socket.
     pub fn passable(&self) -> u64 {
-        match (self.frame, self.message) {
-            (Some(f), Some((op, _))) if f.opcode < OP_CLOSE => {
-                if self.binary_as_text && op == OP_BINARY {
-                    0
-                } else {
-                    f.left
-                }
-            }
+        match self.message {
+            Some((OP_BINARY, _)) if self.binary_as_text => 0,
+            _ => self.owed(),
+        }
+    }
+
+    /// Counts the next `n` payload bytes (at most [`Reframer::passable`]) as
+    /// passed on by the caller, unchanged; appends what follows them when
+    /// they end the frame (deferred control frames).
+    pub fn pass(&mut self, n: u64, out: &mut Vec<u8>) {
+        assert!(
+            n > 0 && n <= self.passable(),
+            "only payload bytes of the frame in passage are passed"
+        );
+        let mut frame = self.frame.expect("a frame in passage");
+        frame.seen += n;
+        frame.left -= n;
+        if frame.left == 0 {
+            self.end(&frame, out);
+            self.frame = None;
+        } else {
+            self.frame = Some(frame);
+        }
+    }
+
+    /// Payload bytes the output still owes to the data frame whose header
+    /// went out; 0 at a frame boundary of the output.
+    pub fn owed(&self) -> u64 {
+        match self.frame {
+            Some(f) if f.opcode < OP_CLOSE => f.left,
             _ => 0,
         }
     }
 
-    /// Appends the header of a fragment carrying the next `n` payload bytes
-    /// (at most [`Reframer::passable`]), which the caller passes on itself,
-    /// unchanged, right after it.
-    pub fn pass(&mut self, n: u64, out: &mut Vec<u8>) {
-        assert!(
-            n > 0 && n <= self.passable(),
-            "only payload bytes of a data frame in progress are passed"
-        );
-        let mut frame = self.frame.expect("a frame in progress");
-        self.fragment(&mut frame, n, out);
-        self.frame = (frame.left > 0).then_some(frame);
+    /// A control frame of the relay's (encoded) for this direction's
+    /// output: appended to `out` now, or, in the middle of a data frame,
+    /// once that frame has passed.
+    pub fn control(&mut self, frame: &[u8], out: &mut Vec<u8>) {
+        if self.owed() > 0 {
+            self.deferred.extend_from_slice(frame);
+        } else {
+            out.extend_from_slice(frame);
+        }
     }
 
-    /// Appends the header of a fragment with the next `len` payload bytes
-    /// of `frame`, and counts them as passed on.
-    fn fragment(&mut self, frame: &mut Frame, len: u64, out: &mut Vec<u8>) {
-        let (op, _) = self.message.expect("a data frame belongs to a message");
-        let last = frame.fin && frame.left == len;
-        let opcode = match (self.open, self.binary_as_text && op == OP_BINARY) {
-            (true, _) => OP_CONTINUATION,
-            (false, true) => OP_TEXT,
-            (false, false) => op,
-        };
-        let mask = frame.mask.map(|m| {
-            let r = (frame.seen % 4) as usize;
-            [m[r], m[(r + 1) % 4], m[(r + 2) % 4], m[(r + 3) % 4]]
-        });
-        put_header(out, last, opcode, len, mask);
-        frame.seen += len;
-        frame.left -= len;
-        self.open = !last;
-        if last {
-            self.message = None;
-        }
+    /// Control frames waiting for the frame in passage to end.
+    pub fn deferred(&self) -> usize {
+        self.deferred.len()
     }
 
     /// Checks the next bytes of a binary message for UTF-8, across pieces.

@@ -2,21 +2,23 @@
 //! socket and its own socket to Chromium, both ways, as they arrive.
 //!
 //! Each read (up to [`CHUNK`] bytes, into a buffer of the worker thread, not
-//! of the connection) is framed by [`Reframer`] and written at once; only
+//! of the connection) goes through [`Reframer`] and is written at once; only
 //! what the destination does not take right away is kept, and the source is
 //! not read again until that is written. So a peer that stops reading holds
 //! at most one read of memory, Chromium's side feels the back-pressure
 //! (its socket fills), and an idle relay holds no buffer at all. What is
 //! left of a large payload after that first read is not read at all: it is
-//! spliced from socket to socket through a pipe (see [`pipe`]), a fragment
-//! per pipe-full, with the same back-pressure.
+//! spliced from socket to socket through a pipe (see [`pipe`]), with the
+//! same back-pressure.
 //!
-//! Control frames are answered here, never passed on: pings get pongs from
-//! the relay, the client gets the relay's pings, a close is passed on with
-//! its code and answered, and when Chromium's socket ends without a close
-//! the client gets 1011. Output always ends at a frame boundary (see
-//! [`crate::frame`]), so these can be written between any two reads, also in
-//! the middle of a large message.
+//! Frames pass as their sender framed them, never cut (see
+//! [`crate::frame`]: chromedriver depends on it). Control frames are
+//! answered here, never passed on, and the relay's own go between frames:
+//! pings get pongs from the relay, the client gets the relay's pings, a
+//! close is passed on with its code and answered (a client's, in the middle
+//! of an answer, once that answer's frame has passed), and when Chromium's
+//! socket ends without a close the client gets 1011 (in the middle of a
+//! frame, the connection just ends: nothing can complete the frame).
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -113,7 +115,12 @@ impl Pump {
         self.out.is_empty() && self.pipe.as_ref().is_none_or(|p| p.held == 0)
     }
 
-    /// Queues a control frame of the relay's own after the frames queued.
+    /// Queues a control frame of the relay's own after the frames queued
+    /// (after the data frame in passage, if any). A close cannot wait for
+    /// the rest of a frame that will not come: in the middle of one, the
+    /// connection just ends after what was relayed (the peer sees it drop,
+    /// 1006), since completing or cutting the frame would hand the peer
+    /// bytes the sender never sent.
     fn queue(&mut self, opcode: u8, payload: &[u8]) {
         let mask = self.mask.as_mut().map(|s| {
             // xorshift: a fresh key per frame (RFC 6455 §5.3).
@@ -122,7 +129,12 @@ impl Pump {
             *s ^= *s << 17;
             (*s as u32).to_be_bytes()
         });
-        frame::put_control(&mut self.out, opcode, payload, mask);
+        let mut control = Vec::with_capacity(frame::MAX_HEADER + payload.len());
+        frame::put_control(&mut control, opcode, payload, mask);
+        if opcode == frame::OP_CLOSE && self.frames.owed() > 0 {
+            return;
+        }
+        self.frames.control(&control, &mut self.out);
     }
 
     fn close(&mut self, code: u16, reason: &str) {
@@ -223,8 +235,9 @@ impl Pump {
             }
             Poll::Ready(Ok(n)) if n > 0 => {
                 debug_assert!(self.out.is_empty());
-                self.frames.pass(n as u64, &mut self.out);
+                // The pipe's bytes go first, then what passing them ends.
                 self.pipe_at = self.out.len();
+                self.frames.pass(n as u64, &mut self.out);
                 Some(Poll::Ready(Ok(n)))
             }
             other => Some(other),
@@ -271,6 +284,9 @@ enum Stop {
     /// This side took no byte for [`SEND_TIMEOUT`].
     Stalled(Side),
     Violation(Side, u16, &'static str),
+    /// The client's close, held while a frame from Chromium was in
+    /// passage: that frame has passed, the close goes on and is echoed.
+    Closed(Control),
 }
 
 /// A relay between a client socket `C` and Chromium's socket `U`, both past
@@ -283,6 +299,9 @@ pub struct Relay<C, U> {
     /// Chromium → client.
     down: Pump,
     stall_timer: Option<Pin<Box<Sleep>>>,
+    /// The client closed in the middle of a frame from Chromium: its close
+    /// waits until that frame has passed.
+    closing: Option<Control>,
 }
 
 impl<C: Socket, U: Socket> Relay<C, U> {
@@ -306,6 +325,7 @@ impl<C: Socket, U: Socket> Relay<C, U> {
             up: Pump::new(true, client_early, seed),
             down: Pump::new(false, upstream_early, 0),
             stall_timer: None,
+            closing: None,
         }
     }
 
@@ -319,7 +339,19 @@ impl<C: Socket, U: Socket> Relay<C, U> {
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let why = loop {
             tokio::select! {
-                stop = poll_fn(|cx| self.poll_io(cx)) => break self.stopped(stop),
+                stop = poll_fn(|cx| self.poll_io(cx)) => match stop {
+                    // A close is answered between frames: the client's waits
+                    // until Chromium's frame has passed (Chromium, once it
+                    // has a close, sends nothing more, not even the rest).
+                    Stop::Close(Side::Client, c) if self.down.frames.owed() > 0 => {
+                        self.closing = Some(c);
+                    }
+                    Stop::Close(Side::Chromium, _) if self.closing.is_some() => {
+                        let c = self.closing.take().expect("checked");
+                        break self.stopped(Stop::Closed(c));
+                    }
+                    stop => break self.stopped(stop),
+                },
                 _ = ping.tick() => self.down.queue(frame::OP_PING, &[]),
                 _ = shutdown.changed() => {
                     self.down.close(frame::CLOSE_AWAY, "corral-cdp is shutting down");
@@ -335,6 +367,11 @@ impl<C: Socket, U: Socket> Relay<C, U> {
     /// Moves bytes both ways until a side stops.
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Stop> {
         loop {
+            if let Some(c) = &self.closing {
+                if self.down.frames.owed() == 0 {
+                    return Poll::Ready(Stop::Closed(c.clone()));
+                }
+            }
             if let Poll::Ready(Err(e)) = self.up.flush(&mut self.upstream, cx) {
                 return Poll::Ready(Stop::WriteFailed(Side::Chromium, e));
             }
@@ -342,14 +379,19 @@ impl<C: Socket, U: Socket> Relay<C, U> {
                 return Poll::Ready(Stop::WriteFailed(Side::Client, e));
             }
             let mut read = false;
-            match pump(
-                Side::Client,
-                &mut self.up,
-                &mut self.down,
-                &mut self.client,
-                &mut self.upstream,
-                cx,
-            ) {
+            // A client that closed is not read again.
+            match if self.closing.is_some() {
+                Poll::Pending
+            } else {
+                pump(
+                    Side::Client,
+                    &mut self.up,
+                    &mut self.down,
+                    &mut self.client,
+                    &mut self.upstream,
+                    cx,
+                )
+            } {
                 Poll::Ready(Some(stop)) => return Poll::Ready(stop),
                 Poll::Ready(None) => read = true,
                 Poll::Pending => {}
@@ -414,6 +456,11 @@ impl<C: Socket, U: Socket> Relay<C, U> {
                 self.down.queue(frame::OP_CLOSE, c.payload());
                 self.up.queue(frame::OP_CLOSE, c.payload());
                 format!("chromium closed ({})", code(&c))
+            }
+            Stop::Closed(c) => {
+                self.up.queue(frame::OP_CLOSE, c.payload());
+                self.down.queue(frame::OP_CLOSE, c.payload());
+                format!("client closed ({})", code(&c))
             }
             Stop::Eof(Side::Client) | Stop::ReadFailed(Side::Client, _) => {
                 self.down.dead = true;
@@ -507,7 +554,7 @@ fn pump<R: Socket, W: Socket>(
 ) -> Poll<Option<Stop>> {
     // Back-pressure: nothing is read while the last read is not written,
     // nor while pongs pile up for a peer that does not read.
-    if !p.caught_up() || back.out.len() > CHUNK + CONTROL_ROOM {
+    if !p.caught_up() || back.out.len() + back.frames.deferred() > CHUNK + CONTROL_ROOM {
         return Poll::Pending;
     }
     // The rest of a large payload: socket to socket (see [`pipe`]).

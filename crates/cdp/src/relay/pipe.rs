@@ -5,12 +5,10 @@
 //! The relay reads and copies a frame's header and the first bytes of its
 //! payload as usual; what is left of a large payload (a 30 MB screenshot)
 //! is moved a pipe-full at a time: socket → pipe (the pages Chromium's
-//! socket received, referenced, not copied), a fragment header written by
-//! the relay, then pipe → the other socket. That takes the two copies
-//! through user space and most of the system calls off every byte, so the
-//! CPU a large message costs the relay (taken from Chromium and the client
-//! on a small machine) all but goes, and clients get a few large fragments
-//! instead of many small ones. While the destination does not take the
+//! socket received, referenced, not copied), then pipe → the other socket.
+//! That takes the two copies through user space and most of the system
+//! calls off every byte, so the CPU a large message costs the relay (taken
+//! from Chromium and the client on a small machine) all but goes. While the destination does not take the
 //! bytes, they wait in the pipe (kernel memory, at most [`PIPE_SIZE`]) and
 //! the source is not read: back-pressure as before.
 //!
@@ -21,6 +19,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
@@ -31,6 +30,10 @@ use tokio::net::TcpStream;
 /// privilege is needed); when the kernel refuses it, the pipe keeps its
 /// default size (64 KiB) and everything still works, in smaller steps.
 pub const PIPE_SIZE: usize = 1024 * 1024;
+
+/// Bytes moved socket to socket by splice in this process, all relays
+/// together (the tests check that large payloads take this path).
+pub static SPLICED: AtomicU64 = AtomicU64::new(0);
 
 /// A socket the relay runs on: TCP sockets also offer their descriptor for
 /// splicing.
@@ -98,6 +101,7 @@ impl Pipe {
             }) {
                 Ok(n) => {
                     self.held = n;
+                    SPLICED.fetch_add(n as u64, Ordering::Relaxed);
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -132,16 +132,30 @@ async fn frames_both_ways_pongs_and_the_clients_close() {
 }
 
 #[tokio::test]
-async fn chromium_gone_in_the_middle_of_a_frame_closes_the_client_with_1011() {
+async fn chromium_gone_in_the_middle_of_a_frame_ends_the_clients_connection() {
     let mut p = start(1 << 20);
     let big = encode(text(&"x".repeat(1 << 20)), false);
     p.chromium.write_all(&big[..100_000]).await.unwrap();
     drop(p.chromium);
-    assert_eq!(p.relay.await.unwrap(), "chromium disconnected");
-    let got = decode(read_to_end(&mut p.client).await, false);
-    // The fragments that arrived never make a message; the close comes between them.
+    let (why, got) = tokio::join!(p.relay, read_to_end(&mut p.client));
+    assert_eq!(why.unwrap(), "chromium disconnected");
+    // What came is relayed as it came, then the connection ends (the
+    // client sees 1006): a close frame cannot go inside a frame, and
+    // completing the frame would hand the client bytes Chromium never sent.
+    assert!(got == big[..100_000], "{} bytes", got.len());
+}
+
+#[tokio::test]
+async fn chromium_gone_between_frames_closes_the_client_with_1011() {
+    let mut p = start(1 << 20);
+    let hello = encode(text(r#"{"id":1,"result":{}}"#), false);
+    p.chromium.write_all(&hello).await.unwrap();
+    drop(p.chromium);
+    let (why, got) = tokio::join!(p.relay, read_to_end(&mut p.client));
+    assert_eq!(why.unwrap(), "chromium disconnected");
+    let got = decode(got, false);
     assert!(
-        matches!(&got[..], [Message::Close(Some(c))] if u16::from(c.code) == 1011),
+        matches!(&got[..], [Message::Text(_), Message::Close(Some(c))] if u16::from(c.code) == 1011),
         "{got:?}"
     );
 }
@@ -196,4 +210,69 @@ async fn shutdown_closes_both_sides_with_1001() {
             "{got:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_pong_waits_for_the_frame_passed_whole_then_follows_it() {
+    let mut p = start(4 << 20);
+    let body = "z".repeat(1 << 20);
+    let big = encode(text(&body), false);
+    p.chromium.write_all(&big[..300_000]).await.unwrap();
+    // The frame is in passage once its first bytes reach the client.
+    let mut seen = read_exact(&mut p.client, 100_000).await;
+    p.client
+        .write_all(&encode(Frame::ping(b"mid".to_vec()), true))
+        .await
+        .unwrap();
+    // The relay has read the ping (its pong is deferred) once a later frame
+    // from the client has reached Chromium.
+    let hello = encode(text(r#"{"id":2}"#), true);
+    p.client.write_all(&hello).await.unwrap();
+    assert_eq!(read_exact(&mut p.chromium, hello.len()).await, hello);
+    p.chromium.write_all(&big[300_000..]).await.unwrap();
+    drop(p.chromium);
+    let (why, rest) = tokio::join!(p.relay, read_to_end(&mut p.client));
+    assert_eq!(why.unwrap(), "chromium disconnected");
+    seen.extend_from_slice(&rest);
+    let got = decode(seen, false);
+    assert!(
+        matches!(&got[..], [Message::Text(t), Message::Pong(pong), Message::Close(Some(c))]
+            if t.as_str() == body && &pong[..] == b"mid" && u16::from(c.code) == 1011),
+        "{:?}",
+        got.iter().map(|m| format!("{m:.40?}")).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_client_closing_in_the_middle_of_a_frame_gets_its_close_back_after_it() {
+    let mut p = start(4 << 20);
+    let body = "q".repeat(1 << 20);
+    let big = encode(text(&body), false);
+    p.chromium.write_all(&big[..200_000]).await.unwrap();
+    let mut seen = read_exact(&mut p.client, 100_000).await;
+    let close = Frame::close(Some(CloseFrame {
+        code: 4001.into(),
+        reason: "enough".into(),
+    }));
+    p.client.write_all(&encode(close, true)).await.unwrap();
+    // The close goes on to Chromium, and back to the client, once
+    // Chromium's frame has passed.
+    p.chromium.write_all(&big[200_000..]).await.unwrap();
+    let (why, rest, to_chromium) = tokio::join!(
+        p.relay,
+        read_to_end(&mut p.client),
+        read_to_end(&mut p.chromium)
+    );
+    assert_eq!(why.unwrap(), "client closed (4001)");
+    assert!(
+        matches!(&decode(to_chromium, true)[..], [Message::Close(Some(c))] if u16::from(c.code) == 4001)
+    );
+    seen.extend_from_slice(&rest);
+    let got = decode(seen, false);
+    assert!(
+        matches!(&got[..], [Message::Text(t), Message::Close(Some(c))]
+            if t.as_str() == body && u16::from(c.code) == 4001),
+        "{:?}",
+        got.iter().map(|m| format!("{m:.40?}")).collect::<Vec<_>>()
+    );
 }

@@ -1,6 +1,6 @@
 //! The relay on real loopback TCP sockets, where large payloads go through
-//! a pipe: byte-identical both ways, large fragments (the copying path never
-//! makes one over a read), 1011 when Chromium goes in the middle.
+//! a pipe: byte-identical both ways and spliced, and what happens when
+//! Chromium goes in the middle of a spliced frame.
 
 use std::time::Duration;
 
@@ -10,10 +10,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::super::tests::decode;
+use std::sync::atomic::Ordering;
 
+use super::SPLICED;
 use crate::relay::{Relay, CHUNK};
 
 async fn tcp_pair() -> (TcpStream, TcpStream) {
@@ -55,30 +55,6 @@ fn text(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Every frame's payload length in a stream.
-fn frame_sizes(bytes: &[u8]) -> Vec<u64> {
-    let mut sizes = Vec::new();
-    let mut at = 0;
-    while at + 2 <= bytes.len() {
-        let masked = bytes[at + 1] & 0x80 != 0;
-        let (len, head) = match bytes[at + 1] & 0x7f {
-            126 => (
-                u64::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])),
-                4,
-            ),
-            127 => (
-                u64::from_be_bytes(bytes[at + 2..at + 10].try_into().unwrap()),
-                10,
-            ),
-            n => (u64::from(n), 2),
-        };
-        sizes.push(len);
-        at += head + if masked { 4 } else { 0 } + len as usize;
-    }
-    assert_eq!(at, bytes.len(), "the stream ends at a frame boundary");
-    sizes
-}
-
 /// Reads `n` bytes while the other side writes.
 async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut b = vec![0; n];
@@ -87,39 +63,29 @@ async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn large_frames_pass_byte_identical_both_ways_in_large_fragments() {
+async fn large_frames_pass_byte_identical_both_ways_mostly_spliced() {
     let (mut client, mut chromium, relay) = start().await;
     for (from_client, size) in [(false, 20 << 20), (true, 8 << 20)] {
-        let payload = text(size, size as u64);
-        let bytes = encode(payload.clone(), from_client);
+        let bytes = encode(text(size, size as u64), from_client);
         let (src, dst) = if from_client {
             (&mut client, &mut chromium)
         } else {
             (&mut chromium, &mut client)
         };
+        let before = SPLICED.load(Ordering::Relaxed);
         let (mut w, mut r) = (src.split().1, dst.split().0);
-        // The relay's output is as long as its input plus a header per fragment.
         let (_, got) = tokio::join!(w.write_all(&bytes), async {
-            let mut got = Vec::new();
-            let mut buf = vec![0; 1 << 20];
-            loop {
-                let n = r.read(&mut buf).await.unwrap();
-                got.extend_from_slice(&buf[..n]);
-                if ends_a_message(&got) {
-                    break got;
-                }
-            }
+            let mut got = vec![0; bytes.len()];
+            r.read_exact(&mut got).await.unwrap();
+            got
         });
-        let sizes = frame_sizes(&got);
+        assert!(got == bytes, "from_client {from_client}: the frame changed");
+        // All but the first read's worth went through the pipe (other tests
+        // running at once only add to the count).
+        let spliced = SPLICED.load(Ordering::Relaxed) - before;
         assert!(
-            sizes.iter().any(|&s| s > CHUNK as u64),
-            "no fragment above one read: the payload was copied, not spliced ({} fragments)",
-            sizes.len()
-        );
-        assert_eq!(
-            decode(got, from_client),
-            vec![Message::text(String::from_utf8(payload).unwrap())],
-            "from_client {from_client}: the message differs"
+            spliced >= (size - 2 * CHUNK) as u64,
+            "from_client {from_client}: only {spliced} of {size} bytes spliced"
         );
     }
     // A small frame after them still passes whole and identical.
@@ -130,32 +96,8 @@ async fn large_frames_pass_byte_identical_both_ways_in_large_fragments() {
     assert_eq!(relay.await.unwrap(), "client disconnected");
 }
 
-/// Whether `bytes` ends exactly after a frame with FIN set.
-fn ends_a_message(bytes: &[u8]) -> bool {
-    let mut at = 0;
-    let mut fin = false;
-    while at + 2 <= bytes.len() {
-        fin = bytes[at] & 0x80 != 0;
-        let masked = bytes[at + 1] & 0x80 != 0;
-        let (len, head) = match bytes[at + 1] & 0x7f {
-            126 if at + 4 <= bytes.len() => (
-                u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize,
-                4,
-            ),
-            127 if at + 10 <= bytes.len() => (
-                u64::from_be_bytes(bytes[at + 2..at + 10].try_into().unwrap()) as usize,
-                10,
-            ),
-            126 | 127 => return false,
-            n => (n as usize, 2),
-        };
-        at += head + if masked { 4 } else { 0 } + len;
-    }
-    fin && at == bytes.len()
-}
-
 #[tokio::test]
-async fn chromium_gone_in_the_middle_of_a_spliced_frame_closes_the_client_with_1011() {
+async fn chromium_gone_in_the_middle_of_a_spliced_frame_ends_the_clients_connection() {
     let (mut client, mut chromium, relay) = start().await;
     let bytes = encode(text(20 << 20, 3), false);
     chromium.write_all(&bytes[..5 << 20]).await.unwrap();
@@ -164,12 +106,6 @@ async fn chromium_gone_in_the_middle_of_a_spliced_frame_closes_the_client_with_1
     let (why, read) = tokio::join!(relay, client.read_to_end(&mut got));
     read.unwrap();
     assert_eq!(why.unwrap(), "chromium disconnected");
-    // Whole fragments of the 5 MiB that came, then the close between two.
-    let sizes = frame_sizes(&got);
-    assert!(sizes.iter().any(|&s| s > CHUNK as u64), "{sizes:?}");
-    let got = decode(got, false);
-    assert!(
-        matches!(&got[..], [Message::Close(Some(c))] if u16::from(c.code) == 1011),
-        "{got:?}"
-    );
+    // Everything Chromium sent, as it sent it, then the end of the stream.
+    assert!(got == bytes[..5 << 20], "{} bytes", got.len());
 }
