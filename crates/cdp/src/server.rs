@@ -59,8 +59,16 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
     loop {
         let (stream, peer) = acceptor.accept().await;
         let _ = stream.set_nodelay(true);
-        let ctx = ctx.clone();
-        tokio::spawn(connection(stream, peer, ctx));
+        let full = ctx.gate.open() >= ctx.gate.max();
+        tokio::spawn(connection(stream, peer, ctx.clone()));
+        if full {
+            // At the cap, the newcomer evicts the oldest idle connection,
+            // whose task then closes it. Let both run before accepting the
+            // next one: otherwise a flood is accepted faster than evicted
+            // sockets close, and the descriptors overshoot the cap by as
+            // much as the machine is loaded.
+            tokio::task::yield_now().await;
+        }
     }
 }
 
