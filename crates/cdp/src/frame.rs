@@ -40,8 +40,8 @@ pub const CLOSE_ERROR: u16 = 1011;
 
 /// Largest frame header: 2 bytes, 8 of length, 4 of mask.
 pub const MAX_HEADER: usize = 14;
-/// Output never exceeds input (headers are passed on as they came, control
-/// frames are not); callers keep this much room anyway.
+/// Output exceeds input only by the relay's own control frames let out when
+/// a frame ends; callers keep this much room over the input.
 pub const SLACK: usize = 4 * MAX_HEADER;
 
 /// A control frame received whole (its payload unmasked).

@@ -208,7 +208,14 @@ impl Pump {
         let (Some(from), Some(_)) = (src.tcp(), dst.tcp()) else {
             return None;
         };
+        // No pipe (two descriptors, kernel pages) for a sender that is not
+        // sending: one is made once there are bytes to move.
         if self.pipe.is_none() {
+            match from.poll_read_ready(cx) {
+                Poll::Pending => return Some(Poll::Pending),
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Ready(Ok(())) => {}
+            }
             match Pipe::new() {
                 Ok(p) => self.pipe = Some(p),
                 Err(e) => {
@@ -239,6 +246,11 @@ impl Pump {
                 self.pipe_at = self.out.len();
                 self.frames.pass(n as u64, &mut self.out);
                 Some(Poll::Ready(Ok(n)))
+            }
+            Poll::Pending => {
+                // The sender paused: give the (empty) pipe back meanwhile.
+                self.pipe = None;
+                Some(Poll::Pending)
             }
             other => Some(other),
         }
@@ -300,7 +312,7 @@ pub struct Relay<C, U> {
     down: Pump,
     stall_timer: Option<Pin<Box<Sleep>>>,
     /// The client closed in the middle of a frame from Chromium: its close
-    /// waits until that frame has passed.
+    /// waits until that frame has passed, at most [`SEND_TIMEOUT`].
     closing: Option<Control>,
 }
 
@@ -337,6 +349,8 @@ impl<C: Socket, U: Socket> Relay<C, U> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> String {
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        let closing_deadline = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(closing_deadline);
         let why = loop {
             tokio::select! {
                 stop = poll_fn(|cx| self.poll_io(cx)) => match stop {
@@ -345,6 +359,7 @@ impl<C: Socket, U: Socket> Relay<C, U> {
                     // has a close, sends nothing more, not even the rest).
                     Stop::Close(Side::Client, c) if self.down.frames.owed() > 0 => {
                         self.closing = Some(c);
+                        closing_deadline.as_mut().reset(Instant::now() + SEND_TIMEOUT);
                     }
                     Stop::Close(Side::Chromium, _) if self.closing.is_some() => {
                         let c = self.closing.take().expect("checked");
@@ -352,6 +367,17 @@ impl<C: Socket, U: Socket> Relay<C, U> {
                     }
                     stop => break self.stopped(stop),
                 },
+                _ = &mut closing_deadline, if self.closing.is_some() => {
+                    // Chromium's frame did not end in time: Chromium gets the
+                    // close, the client's connection just ends.
+                    let c = self.closing.take().expect("checked");
+                    self.up.queue(frame::OP_CLOSE, c.payload());
+                    self.down.dead = true;
+                    break format!(
+                        "client closed ({}); chromium's frame did not end in time",
+                        c.close_code().unwrap_or(1005)
+                    );
+                }
                 _ = ping.tick() => self.down.queue(frame::OP_PING, &[]),
                 _ = shutdown.changed() => {
                     self.down.close(frame::CLOSE_AWAY, "corral-cdp is shutting down");
@@ -379,9 +405,15 @@ impl<C: Socket, U: Socket> Relay<C, U> {
                 return Poll::Ready(Stop::WriteFailed(Side::Client, e));
             }
             let mut read = false;
-            // A client that closed is not read again.
+            // A client that closed is only watched for going away (what it
+            // sends after its close is ignored).
             match if self.closing.is_some() {
-                Poll::Pending
+                match discard(&mut self.client, cx) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Stop::Eof(Side::Client)),
+                    Poll::Ready(Ok(_)) => Poll::Ready(None),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Stop::ReadFailed(Side::Client, e)),
+                    Poll::Pending => Poll::Pending,
+                }
             } else {
                 pump(
                     Side::Client,
@@ -538,6 +570,16 @@ impl<C: Socket, U: Socket> Relay<C, U> {
         };
         let _ = tokio::time::timeout(SEND_TIMEOUT, work).await;
     }
+}
+
+/// Reads and drops what `src` has; Ready(Ok(0)) at its end.
+fn discard<R: Socket>(src: &mut R, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    SCRATCH.with_borrow_mut(|s| {
+        let mut buf = ReadBuf::new(&mut s.input);
+        Pin::new(src)
+            .poll_read(cx, &mut buf)
+            .map_ok(|()| buf.filled().len())
+    })
 }
 
 /// Reads once from `from` (through `p`) and writes the frames to `dst`.

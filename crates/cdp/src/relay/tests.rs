@@ -276,3 +276,49 @@ async fn a_client_closing_in_the_middle_of_a_frame_gets_its_close_back_after_it(
         got.iter().map(|m| format!("{m:.40?}")).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_gone_after_its_close_is_noticed_while_chromiums_frame_stalls() {
+    let mut p = start(4 << 20);
+    let big = encode(text(&"s".repeat(1 << 20)), false);
+    p.chromium.write_all(&big[..200_000]).await.unwrap();
+    read_exact(&mut p.client, 100_000).await;
+    let close = Frame::close(Some(CloseFrame {
+        code: 4003.into(),
+        reason: "".into(),
+    }));
+    p.client.write_all(&encode(close, true)).await.unwrap();
+    drop(p.client);
+    // Chromium sends nothing more; the client's end is seen, not waited out.
+    let why = tokio::time::timeout(Duration::from_secs(5), p.relay).await;
+    assert_eq!(
+        why.expect("the relay ended").unwrap(),
+        "client disconnected"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_close_waits_for_chromiums_frame_at_most_the_send_timeout() {
+    let mut p = start(4 << 20);
+    let big = encode(text(&"t".repeat(1 << 20)), false);
+    p.chromium.write_all(&big[..200_000]).await.unwrap();
+    read_exact(&mut p.client, 100_000).await;
+    let close = Frame::close(Some(CloseFrame {
+        code: 4004.into(),
+        reason: "".into(),
+    }));
+    p.client.write_all(&encode(close, true)).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let why = p.relay.await.unwrap();
+    assert_eq!(
+        why,
+        "client closed (4004); chromium's frame did not end in time"
+    );
+    assert!(started.elapsed() >= SEND_TIMEOUT);
+    // Chromium gets the close; the client's connection just ends.
+    let to_chromium = decode(read_to_end(&mut p.chromium).await, true);
+    assert!(
+        matches!(&to_chromium[..], [Message::Close(Some(c))] if u16::from(c.code) == 4004),
+        "{to_chromium:?}"
+    );
+}

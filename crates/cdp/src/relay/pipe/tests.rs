@@ -109,3 +109,20 @@ async fn chromium_gone_in_the_middle_of_a_spliced_frame_ends_the_clients_connect
     // Everything Chromium sent, as it sent it, then the end of the stream.
     assert!(got == bytes[..5 << 20], "{} bytes", got.len());
 }
+
+#[tokio::test]
+async fn a_pong_waits_for_a_spliced_frame_then_follows_it() {
+    let (mut client, mut chromium, relay) = start().await;
+    let bytes = encode(text(300_000, 5), false);
+    chromium.write_all(&bytes[..10_000]).await.unwrap();
+    let mut got = read_n(&mut client, 10_000).await;
+    let ping = super::super::tests::encode(Frame::ping(b"mid".to_vec()), true);
+    client.write_all(&ping).await.unwrap();
+    chromium.write_all(&bytes[10_000..]).await.unwrap();
+    // The frame, unchanged, then the pong (2 + 3 bytes) right after it.
+    got.extend_from_slice(&read_n(&mut client, bytes.len() - 10_000 + 5).await);
+    assert!(got[..bytes.len()] == bytes[..], "the frame changed");
+    assert_eq!(&got[bytes.len()..], &[0x8a, 3, b'm', b'i', b'd']);
+    drop(client);
+    assert_eq!(relay.await.unwrap(), "client disconnected");
+}
