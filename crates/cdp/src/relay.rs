@@ -86,10 +86,9 @@ struct Pump {
     dead: bool,
     /// Frames to Chromium must be masked: this key source, if so.
     mask: Option<u64>,
-    /// The pipe of a large payload in passage; its bytes go out right after
-    /// `out[..pipe_at]`.
+    /// The pipe of a large payload in passage. It is filled only when `out`
+    /// is empty, so its bytes go out before anything queued after them.
     pipe: Option<Pipe>,
-    pipe_at: usize,
     /// Splicing failed once on this relay: copy from then on.
     no_splice: bool,
 }
@@ -105,7 +104,6 @@ impl Pump {
             dead: false,
             mask: from_client.then_some(seed | 1),
             pipe: None,
-            pipe_at: 0,
             no_splice: false,
         }
     }
@@ -129,11 +127,11 @@ impl Pump {
             *s ^= *s << 17;
             (*s as u32).to_be_bytes()
         });
-        let mut control = Vec::with_capacity(frame::MAX_HEADER + payload.len());
-        frame::put_control(&mut control, opcode, payload, mask);
         if opcode == frame::OP_CLOSE && self.frames.owed() > 0 {
             return;
         }
+        let mut control = Vec::with_capacity(frame::MAX_HEADER + payload.len());
+        frame::put_control(&mut control, opcode, payload, mask);
         self.frames.control(&control, &mut self.out);
     }
 
@@ -141,40 +139,30 @@ impl Pump {
         self.queue(frame::OP_CLOSE, &frame::close_payload(code, reason));
     }
 
-    /// Writes what is queued (and what waits in the pipe, in its place);
-    /// Ready once all of it is written.
+    /// Writes what waits in the pipe, then what is queued; Ready once all
+    /// of it is written.
     fn flush<W: Socket>(&mut self, w: &mut W, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let held = self.pipe.as_ref().map_or(0, |p| p.held);
-            let end = if held > 0 {
-                self.pipe_at
-            } else {
-                self.out.len()
-            };
-            while self.sent < end {
-                match Pin::new(&mut *w).poll_write(cx, &self.out[self.sent..end]) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => {
-                        self.sent += n;
-                        self.stalled_since = None;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        self.stalled_since.get_or_insert_with(Instant::now);
-                        return Poll::Pending;
-                    }
-                }
-            }
-            if held == 0 {
-                break;
-            }
-            let (pipe, tcp) = match (self.pipe.as_mut(), w.tcp()) {
-                (Some(p), Some(t)) => (p, t),
-                _ => unreachable!("a pipe is filled only for a TCP destination"),
-            };
+        if let Some(pipe) = self.pipe.as_mut().filter(|p| p.held > 0) {
+            let tcp = w
+                .tcp()
+                .expect("a pipe is filled only for a TCP destination");
             let stalled = &mut self.stalled_since;
             match pipe.poll_drain(tcp, cx, || *stalled = None) {
                 Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.stalled_since.get_or_insert_with(Instant::now);
+                    return Poll::Pending;
+                }
+            }
+        }
+        while self.sent < self.out.len() {
+            match Pin::new(&mut *w).poll_write(cx, &self.out[self.sent..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.sent += n;
+                    self.stalled_since = None;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     self.stalled_since.get_or_insert_with(Instant::now);
@@ -192,9 +180,9 @@ impl Pump {
         Poll::Ready(Ok(()))
     }
 
-    /// Moves the next part of a large payload from `src` into the pipe and
-    /// queues its fragment header; the pipe's bytes follow it out (`flush`).
-    /// None when this is not the moment (or the place) to splice.
+    /// Moves the next part of a large payload from `src` into the pipe;
+    /// `flush` sends it on. None when this is not the moment (or the place)
+    /// to splice.
     fn splice_in<R: Socket, W: Socket>(
         &mut self,
         src: &R,
@@ -241,9 +229,9 @@ impl Pump {
                 None
             }
             Poll::Ready(Ok(n)) if n > 0 => {
+                // The pipe's bytes go first, then what passing them ends
+                // (deferred control frames), queued in the empty `out`.
                 debug_assert!(self.out.is_empty());
-                // The pipe's bytes go first, then what passing them ends.
-                self.pipe_at = self.out.len();
                 self.frames.pass(n as u64, &mut self.out);
                 Some(Poll::Ready(Ok(n)))
             }

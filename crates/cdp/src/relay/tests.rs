@@ -277,17 +277,24 @@ async fn a_client_closing_in_the_middle_of_a_frame_gets_its_close_back_after_it(
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_client_gone_after_its_close_is_noticed_while_chromiums_frame_stalls() {
+/// A relay whose client has closed (with `code`) while the first 200,000
+/// bytes of a 1 MiB frame from Chromium are in passage.
+async fn closed_mid_frame(code: u16) -> Pipes {
     let mut p = start(4 << 20);
     let big = encode(text(&"s".repeat(1 << 20)), false);
     p.chromium.write_all(&big[..200_000]).await.unwrap();
     read_exact(&mut p.client, 100_000).await;
     let close = Frame::close(Some(CloseFrame {
-        code: 4003.into(),
+        code: code.into(),
         reason: "".into(),
     }));
     p.client.write_all(&encode(close, true)).await.unwrap();
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_gone_after_its_close_is_noticed_while_chromiums_frame_stalls() {
+    let p = closed_mid_frame(4003).await;
     drop(p.client);
     // Chromium sends nothing more; the client's end is seen, not waited out.
     let why = tokio::time::timeout(Duration::from_secs(5), p.relay).await;
@@ -299,15 +306,7 @@ async fn a_client_gone_after_its_close_is_noticed_while_chromiums_frame_stalls()
 
 #[tokio::test(start_paused = true)]
 async fn a_close_waits_for_chromiums_frame_at_most_the_send_timeout() {
-    let mut p = start(4 << 20);
-    let big = encode(text(&"t".repeat(1 << 20)), false);
-    p.chromium.write_all(&big[..200_000]).await.unwrap();
-    read_exact(&mut p.client, 100_000).await;
-    let close = Frame::close(Some(CloseFrame {
-        code: 4004.into(),
-        reason: "".into(),
-    }));
-    p.client.write_all(&encode(close, true)).await.unwrap();
+    let mut p = closed_mid_frame(4004).await;
     let started = tokio::time::Instant::now();
     let why = p.relay.await.unwrap();
     assert_eq!(
