@@ -66,7 +66,12 @@ test('SIGKILL chromium: clients closed with 1011, 503 during the outage, old URL
   const heldWs = openWs(oldWsUrl.replace(`:${stack.ports.cdp}/`, `:${stack.ports.held}/`)).then((ws) => ({ ws, at: Date.now() }));
 
   await t.test('during the outage: HTTP 503 with a JSON reason at once, WebSocket upgrades 503, never a hang', async () => {
-    const s = await stack.status('chromium');
+    // The bridge sees Chromium's sockets close and corral sees SIGCHLD: two
+    // processes woken by one death, in either order. Wait for corral's side.
+    const s = await waitFor('corral to report chromium gone', async () => {
+      const st = await stack.status('chromium');
+      return st.pid !== before.pid || st.state !== 'RUNNING' ? st : null;
+    }, { timeoutMs: 5_000, intervalMs: 20 });
     assert.notEqual(s.state, 'RUNNING', `chromium should still be down: ${JSON.stringify(s)}`);
     for (const p of ['/json/version', '/json/list', '/json/protocol']) {
       const t0 = Date.now();

@@ -2,7 +2,9 @@
 //! with control frames between fragments) are encoded by tungstenite, cut
 //! at random boundaries, passed through a [`Reframer`], and what comes out
 //! must decode with tungstenite to the same messages, end at a frame
-//! boundary after every piece, and hand back the same control frames.
+//! boundary after every piece, and hand back the same control frames. The
+//! relay's own control frames, added at random moments, come out whole,
+//! in order, only between frames.
 
 use std::io::{Cursor, Read, Write};
 
@@ -183,10 +185,20 @@ fn random_stream(rng: &mut Rng, masked: bool) -> (Vec<u8>, Vec<Message>, Vec<Ctl
     (bytes, want, controls)
 }
 
-/// Feeds `bytes` in random pieces; returns the output and the control frames.
-fn relay(rng: &mut Rng, bytes: &[u8], masked: bool) -> (Vec<u8>, Vec<Ctl>) {
+/// What [`relay`] hands back: the output, the control frames read from the
+/// input, and the pings the relay added of its own, in order.
+struct Relayed {
+    out: Vec<u8>,
+    controls: Vec<Ctl>,
+    own: Vec<Vec<u8>>,
+}
+
+/// Feeds `bytes` in random pieces and, at random moments (inside frames
+/// too), has the relay add a ping of its own, as its pongs and keep-alive
+/// pings are added.
+fn relay(rng: &mut Rng, bytes: &[u8], masked: bool) -> Relayed {
     let mut r = Reframer::new(masked, crate::MAX_MESSAGE as u64);
-    let (mut out, mut controls) = (Vec::new(), Vec::new());
+    let (mut out, mut controls, mut own) = (Vec::new(), Vec::new(), Vec::new());
     let mut at = 0;
     while at < bytes.len() {
         // Piece sizes from 1 byte (every header cut) to whole messages.
@@ -217,9 +229,22 @@ fn relay(rng: &mut Rng, bytes: &[u8], masked: bool) -> (Vec<u8>, Vec<Ctl>) {
             at += n as usize;
             frame_ends_owing(&out, r.owed());
         }
+        if rng.below(3) == 0 {
+            let payload = format!("own {}", own.len()).into_bytes();
+            let mask = masked.then(|| (rng.u64() as u32).to_be_bytes());
+            let mut ping = Vec::new();
+            put_control(&mut ping, OP_PING, &payload, mask);
+            let before = out.len();
+            r.control(&ping, &mut out);
+            // Out now between frames, held back while a frame is owed.
+            assert_eq!(out.len() > before, r.owed() == 0);
+            frame_ends_owing(&out, r.owed());
+            own.push(payload);
+        }
     }
     assert!(r.at_boundary());
-    (out, controls)
+    assert_eq!(r.deferred(), 0, "a held control frame never went out");
+    Relayed { out, controls, own }
 }
 
 #[test]
@@ -228,8 +253,13 @@ fn random_streams_cut_at_random_boundaries_decode_to_the_same_messages() {
         for masked in [false, true] {
             let mut rng = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) + masked as u64);
             let (bytes, want, want_controls) = random_stream(&mut rng, masked);
-            let (out, controls) = relay(&mut rng, &bytes, masked);
-            let got = decode(out, masked);
+            let Relayed { out, controls, own } = relay(&mut rng, &bytes, masked);
+            // The relay's own pings come out whole, in order, between frames.
+            let (pings, got): (Vec<Message>, Vec<Message>) = decode(out, masked)
+                .into_iter()
+                .partition(|m| matches!(m, Message::Ping(_)));
+            let pings: Vec<Vec<u8>> = pings.into_iter().map(|m| m.into_data().to_vec()).collect();
+            assert_eq!(pings, own, "seed {seed} masked {masked}: the relay's pings");
             assert_eq!(
                 got.len(),
                 want.len(),
