@@ -32,6 +32,8 @@ import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import WebSocket from "ws";
 
+import { startCapture } from "./wire.mjs";
+
 const SETTLE_MS = 2000;
 const SAMPLE_EVERY_MS = 50;
 const CALL_TIMEOUT_MS = 60_000;
@@ -350,7 +352,7 @@ async function large(conns, shots, bridgePid) {
 // 33 MB string kept in the page, returned by value (Chromium only serializes it),
 // `n` per path alternating after one warm-up each. Screenshots vary by tens of ms
 // in Chromium's PNG encoding; this does not, so the bridge's own delay shows.
-async function firstByte(conns, n) {
+async function firstByte(conns, n, ports) {
   await conns.direct.value(`(() => { let c = ""; for (let i = 0; c.length < 65536; i++) c += "abcdefghijklmnopqrstuvwxyz0123456789"[(i * 7919) % 36]; window.__big = c.repeat(503); return window.__big.length; })()`);
   const one = async (c) => {
     c.arm();
@@ -364,11 +366,28 @@ async function firstByte(conns, n) {
   for (let i = 0; i < n; i++) {
     for (const side of i % 2 === 0 ? ["direct", "bridge"] : ["bridge", "direct"]) out[side].push(await one(conns[side]));
   }
+  // Then the bridge's own delay on the first byte, on the wire (wire.mjs),
+  // in calls of its own so the capture does not weigh on the ones above.
+  let wire;
+  try {
+    const capture = await startCapture({
+      ...ports,
+      clientPort: conns.bridge.ws._socket.localPort,
+      directClientPort: conns.direct.ws._socket.localPort,
+    });
+    for (let i = 0; i < n; i++) await one(conns.bridge);
+    const us = await capture.stop();
+    if (us.length !== n) throw new Error(`${us.length} answers seen on the wire for ${n} calls`);
+    wire = { n, ...summary(us) };
+  } catch (e) {
+    wire = { error: String(e.message ?? e) };
+    log(`first byte on the wire not measured: ${wire.error}`);
+  }
   await conns.direct.value("(delete window.__big, true)");
   const side = (xs) => ({ ttfbMs: median(xs.map((x) => x.ttfbMs)), totalMs: median(xs.map((x) => x.totalMs)), bytes: xs[0].bytes, n: xs.length });
   // Each bridge call against the direct call next to it (same block): drift cancels.
   const pairedMs = median(out.bridge.map((b, i) => b.ttfbMs - out.direct[i].ttfbMs));
-  return { direct: side(out.direct), bridge: side(out.bridge), pairedMs };
+  return { direct: side(out.direct), bridge: side(out.bridge), pairedMs, wire };
 }
 
 // One GET /json/version on a fresh connection (the bridge answers
@@ -606,7 +625,13 @@ function render(r, args) {
       `${G.bridge.ttfbMs.toFixed(1)} / ${G.bridge.tailMs.toFixed(1)} ms (first byte ${sign(G.bridge.ttfbMs - G.direct.ttfbMs)} ms)`,
       `${G.direct.ttfbMs.toFixed(1)} / ${G.direct.tailMs.toFixed(1)} ms`],
     [`a ${(F.direct.bytes / 1e6).toFixed(1)} MB answer made the same way every call (a string kept in the page): request → first byte, median of ${F.direct.n}`, "≤ direct + 1 ms",
-      `${F.bridge.ttfbMs.toFixed(2)} ms; bridge − direct: ${sign(F.bridge.ttfbMs - F.direct.ttfbMs, 2)} ms (medians), ${sign(F.pairedMs, 2)} ms (median of paired differences) ${ok(F.pairedMs <= 1)}`, `${F.direct.ttfbMs.toFixed(2)} ms`],
+      `${F.bridge.ttfbMs.toFixed(2)} ms; bridge − direct: ${sign(F.bridge.ttfbMs - F.direct.ttfbMs, 2)} ms (medians), ${sign(F.pairedMs, 2)} ms (median of paired differences)` +
+        (F.wire.error ? ` ${ok(F.pairedMs <= 1)}` : " (Chromium's time to make the answer varies by more than 1 ms: the goal is checked on the wire, next row)"),
+      `${F.direct.ttfbMs.toFixed(2)} ms`],
+    ["… what the bridge adds to that first byte, on the wire (tcpdump on lo: Chromium's first segment of the answer to the bridge → the bridge's first to the client), per call: median / p90 / max",
+      "≤ 1 ms",
+      F.wire.error ? `not measured (${F.wire.error})`
+        : `${us(F.wire.p50)} / ${us(F.wire.p90)} / ${us(F.wire.max)} (n = ${F.wire.n}) ${ok(F.wire.p50 <= 1000)}`, ""],
     ["… request → whole message, median", "", `${F.bridge.totalMs.toFixed(1)} ms`, `${F.direct.totalMs.toFixed(1)} ms`],
     ["… every screenshot byte-identical (both paths)", "yes", `${G.identical ? "yes ✅" : "no ❌"}`, ""],
     [`${C.bridge.clients} concurrent connections × ${fmtInt(C.bridge.messages)} Runtime.evaluate (${C.bridge.window} in flight each), ${C.bridge.rounds} rounds per path`, "0 lost, 0 reordered",
@@ -719,10 +744,15 @@ function render(r, args) {
     `- **first byte**: after the screenshots, the page keeps a ${(F.direct.bytes / 1e6).toFixed(1)} MB ASCII string ` +
       "(a 64 KiB pattern repeated); `Runtime.evaluate` of it with `returnByValue`, one warm-up per path, then " +
       `${F.direct.n} per path alternating; the first byte is the socket's first \`data\` event after the send. ` +
-      "Chromium takes about the same time to serialize it every call, so the difference is the bridge's " +
-      "own delay, which the screenshots' encoding time (varying by tens of ms) hides. The goal is checked on the " +
-      "median of the paired differences (each bridge call minus the direct call in the same A B / B A block), " +
-      "which drift over the run does not move.",
+      "Chromium takes about the same time to serialize it every call (the screenshots' encoding time varies " +
+      "by tens of ms), but not to the millisecond: the median of the paired differences (each bridge call " +
+      "minus the direct call in the same A B / B A block) still moved between −2.0 and +5.6 ms over four " +
+      "runs on 2026-12-04, more than the goal. So the goal is checked where Chromium's time is out of it, " +
+      "on the wire (bench/cdp/wire.mjs): during " + `${F.wire.n ?? F.direct.n}` + " more calls through the " +
+      "bridge alone, `tcpdump -i lo` timestamps in the kernel the first segment of each answer Chromium " +
+      "sends the bridge and the first the bridge sends the client; the difference is what the bridge adds " +
+      "to the first byte (the last hop, bridge → client, costs what Chromium → client costs direct). " +
+      "The capture runs only during those calls, not the paired ones.",
     `- **concurrent**: ${C.bridge.clients} WebSocket connections to the page endpoint, all opened ` +
       `first, then each sends \`Runtime.evaluate\` of \`ID+1\` with ids 1…${C.bridge.messages}, ` +
       `keeping ${C.bridge.window} in flight (a new one per answer). Per connection every answer's id ` +
@@ -891,7 +921,8 @@ async function main() {
   await makeNoisePage(conns.direct);
   r.large = await large(conns, args.shots, pid);
   log(`first byte: a 33 MB answer kept in the page, ${args.firsts} per path`);
-  r.firstByte = await firstByte(conns, args.firsts);
+  const portOf = (hostPort) => Number(hostPort.split(":").at(-1));
+  r.firstByte = await firstByte(conns, args.firsts, { bridgePort: portOf(args.bridge), chromiumPort: portOf(args.direct) });
   log(`  first byte median: direct ${r.firstByte.direct.ttfbMs.toFixed(2)} ms, bridge ${r.firstByte.bridge.ttfbMs.toFixed(2)} ms`);
 
   if (args.guarded) {
