@@ -746,7 +746,7 @@ function render(r, args) {
       `${F.direct.n} per path alternating; the first byte is the socket's first \`data\` event after the send. ` +
       "Chromium takes about the same time to serialize it every call (the screenshots' encoding time varies " +
       "by tens of ms), but not to the millisecond: the median of the paired differences (each bridge call " +
-      "minus the direct call in the same A B / B A block) still moved between −2.0 and +5.6 ms over four " +
+      "minus the direct call in the same A B / B A block) still moved between −3.9 and +5.6 ms over five " +
       "runs on 2026-12-04, more than the goal. So the goal is checked where Chromium's time is out of it, " +
       "on the wire (bench/cdp/wire.mjs): during " + `${F.wire.n ?? F.direct.n}` + " more calls through the " +
       "bridge alone, `tcpdump -i lo` timestamps in the kernel the first segment of each answer Chromium " +
