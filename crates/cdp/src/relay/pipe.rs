@@ -54,6 +54,23 @@ impl Socket for hyper_util::rt::TokioIo<hyper::upgrade::Upgraded> {}
 #[cfg(test)]
 impl Socket for tokio::io::DuplexStream {}
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: splice is refused (EINVAL, as for descriptors a kernel cannot
+    /// splice) on this thread, and how many times it was.
+    pub static REFUSE: std::cell::Cell<(bool, u32)> = const { std::cell::Cell::new((false, 0)) };
+}
+
+/// A refusal the tests asked for, counted.
+fn refused() -> Option<io::Error> {
+    #[cfg(test)]
+    if let (true, n) = REFUSE.get() {
+        REFUSE.set((true, n + 1));
+        return Some(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    None
+}
+
 /// A pipe and the payload bytes in it, not yet written on.
 pub struct Pipe {
     read: OwnedFd,
@@ -97,6 +114,9 @@ impl Pipe {
             // With the pipe empty, EAGAIN can only mean the socket has
             // nothing: try_io then clears its readiness and we wait again.
             match src.try_io(Interest::READABLE, || {
+                if let Some(e) = refused() {
+                    return Err(e);
+                }
                 splice(src.as_fd(), None, &self.write, None, max, flags()).map_err(io::Error::from)
             }) {
                 Ok(n) => {

@@ -1,6 +1,7 @@
 //! The relay on real loopback TCP sockets, where large payloads go through
-//! a pipe: byte-identical both ways and spliced, and what happens when
-//! Chromium goes in the middle of a spliced frame.
+//! a pipe: byte-identical both ways and spliced, the same with splice
+//! refused (the relay copies), and what happens when Chromium goes in the
+//! middle of a spliced frame.
 
 use std::time::Duration;
 
@@ -92,6 +93,32 @@ async fn large_frames_pass_byte_identical_both_ways_mostly_spliced() {
     let small = encode(b"{\"id\":7}".to_vec(), false);
     chromium.write_all(&small).await.unwrap();
     assert_eq!(read_n(&mut client, small.len()).await, small);
+    drop(client);
+    assert_eq!(relay.await.unwrap(), "client disconnected");
+}
+
+#[tokio::test]
+async fn where_splice_is_refused_the_relay_copies_and_stops_trying() {
+    // The relay task runs on this thread (a current-thread runtime).
+    super::REFUSE.set((true, 0));
+    let (mut client, mut chromium, relay) = start().await;
+    for (from_client, size) in [(false, 6 << 20), (true, 3 << 20), (false, 5 << 20)] {
+        let bytes = encode(text(size, size as u64 + 1), from_client);
+        let (src, dst) = if from_client {
+            (&mut client, &mut chromium)
+        } else {
+            (&mut chromium, &mut client)
+        };
+        let (mut w, mut r) = (src.split().1, dst.split().0);
+        let (_, got) = tokio::join!(w.write_all(&bytes), async {
+            let mut got = vec![0; bytes.len()];
+            r.read_exact(&mut got).await.unwrap();
+            got
+        });
+        assert!(got == bytes, "from_client {from_client}: the frame changed");
+    }
+    // Refused once per direction: from then on each copies without asking.
+    assert_eq!(super::REFUSE.get(), (true, 2));
     drop(client);
     assert_eq!(relay.await.unwrap(), "client disconnected");
 }
