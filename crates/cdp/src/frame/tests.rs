@@ -121,6 +121,19 @@ fn encode(frame: Frame, masked: bool, rng: &mut Rng, into: &mut Vec<u8>) {
     frame.format(into).unwrap();
 }
 
+/// One whole text frame of `n` random bytes, masked or not.
+fn text_frame(rng: &mut Rng, n: usize, masked: bool) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let payload = rng.text(n).into_bytes();
+    encode(
+        Frame::message(payload, OpCode::Data(Data::Text), true),
+        masked,
+        rng,
+        &mut bytes,
+    );
+    bytes
+}
+
 /// A control frame: opcode and payload.
 type Ctl = (u8, Vec<u8>);
 
@@ -285,17 +298,7 @@ fn random_streams_cut_at_random_boundaries_decode_to_the_same_messages() {
 fn a_frame_that_arrives_whole_leaves_identical() {
     let mut rng = Rng::new(7);
     for masked in [false, true] {
-        let mut bytes = Vec::new();
-        encode(
-            Frame::message(
-                rng.text(60_000).into_bytes(),
-                OpCode::Data(Data::Text),
-                true,
-            ),
-            masked,
-            &mut rng,
-            &mut bytes,
-        );
+        let bytes = text_frame(&mut rng, 60_000, masked);
         let mut out = Vec::new();
         let (n, ev) = Reframer::new(masked, 1 << 20).feed(&bytes, &mut out);
         assert_eq!((n, ev), (bytes.len(), Event::More));
@@ -333,17 +336,7 @@ fn a_large_frame_fed_in_pieces_leaves_identical() {
     // Cut nowhere, FIN kept: chromedriver takes every frame for a message.
     let mut rng = Rng::new(13);
     for masked in [false, true] {
-        let mut bytes = Vec::new();
-        encode(
-            Frame::message(
-                rng.text(300_000).into_bytes(),
-                OpCode::Data(Data::Text),
-                true,
-            ),
-            masked,
-            &mut rng,
-            &mut bytes,
-        );
+        let bytes = text_frame(&mut rng, 300_000, masked);
         let mut r = Reframer::new(masked, 1 << 20);
         let mut out = Vec::new();
         for piece in bytes.chunks(7_000) {

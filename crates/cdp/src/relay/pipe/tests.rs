@@ -63,24 +63,36 @@ async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
     b
 }
 
+/// Sends a `size`-byte text frame one way through the relay (from the
+/// client, masked, or from Chromium) and checks it arrives unchanged.
+async fn pass_one_way(
+    client: &mut TcpStream,
+    chromium: &mut TcpStream,
+    from_client: bool,
+    size: usize,
+    seed: u64,
+) {
+    let bytes = encode(text(size, seed), from_client);
+    let (src, dst) = if from_client {
+        (client, chromium)
+    } else {
+        (chromium, client)
+    };
+    let (mut w, mut r) = (src.split().1, dst.split().0);
+    let (_, got) = tokio::join!(w.write_all(&bytes), async {
+        let mut got = vec![0; bytes.len()];
+        r.read_exact(&mut got).await.unwrap();
+        got
+    });
+    assert!(got == bytes, "from_client {from_client}: the frame changed");
+}
+
 #[tokio::test]
 async fn large_frames_pass_byte_identical_both_ways_mostly_spliced() {
     let (mut client, mut chromium, relay) = start().await;
     for (from_client, size) in [(false, 20 << 20), (true, 8 << 20)] {
-        let bytes = encode(text(size, size as u64), from_client);
-        let (src, dst) = if from_client {
-            (&mut client, &mut chromium)
-        } else {
-            (&mut chromium, &mut client)
-        };
         let before = SPLICED.load(Ordering::Relaxed);
-        let (mut w, mut r) = (src.split().1, dst.split().0);
-        let (_, got) = tokio::join!(w.write_all(&bytes), async {
-            let mut got = vec![0; bytes.len()];
-            r.read_exact(&mut got).await.unwrap();
-            got
-        });
-        assert!(got == bytes, "from_client {from_client}: the frame changed");
+        pass_one_way(&mut client, &mut chromium, from_client, size, size as u64).await;
         // All but the first read's worth went through the pipe (other tests
         // running at once only add to the count).
         let spliced = SPLICED.load(Ordering::Relaxed) - before;
@@ -103,19 +115,14 @@ async fn where_splice_is_refused_the_relay_copies_and_stops_trying() {
     super::REFUSE.set((true, 0));
     let (mut client, mut chromium, relay) = start().await;
     for (from_client, size) in [(false, 6 << 20), (true, 3 << 20), (false, 5 << 20)] {
-        let bytes = encode(text(size, size as u64 + 1), from_client);
-        let (src, dst) = if from_client {
-            (&mut client, &mut chromium)
-        } else {
-            (&mut chromium, &mut client)
-        };
-        let (mut w, mut r) = (src.split().1, dst.split().0);
-        let (_, got) = tokio::join!(w.write_all(&bytes), async {
-            let mut got = vec![0; bytes.len()];
-            r.read_exact(&mut got).await.unwrap();
-            got
-        });
-        assert!(got == bytes, "from_client {from_client}: the frame changed");
+        pass_one_way(
+            &mut client,
+            &mut chromium,
+            from_client,
+            size,
+            size as u64 + 1,
+        )
+        .await;
     }
     // Refused once per direction: from then on each copies without asking.
     assert_eq!(super::REFUSE.get(), (true, 2));
