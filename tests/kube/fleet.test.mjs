@@ -51,7 +51,19 @@ function replica(sts, k) {
   const vct = sts.spec.volumeClaimTemplates[0];
   const claim = `${vct.metadata.name}-${name}`;
   const spec = tmpl.spec;
-  spec.volumes = [...(spec.volumes ?? []), { name: vct.metadata.name, persistentVolumeClaim: { claimName: claim } }];
+  // The kubelet gives each pod its own emptyDir; podman 4.3 plays one as a
+  // named volume under the volume's own name ("dshm"), shared by every pod
+  // that names it, and two pods played at once race to create it ("volume
+  // with name dshm already exists"). So each replica's gets its own name.
+  const emptyDirs = new Map();
+  for (const v of spec.volumes ?? []) {
+    if (v.emptyDir) emptyDirs.set(v.name, `${name}-${v.name}`);
+  }
+  spec.volumes = (spec.volumes ?? []).map((v) => (emptyDirs.has(v.name) ? { ...v, name: emptyDirs.get(v.name) } : v));
+  for (const c of spec.containers) {
+    c.volumeMounts = (c.volumeMounts ?? []).map((m) => (emptyDirs.has(m.name) ? { ...m, name: emptyDirs.get(m.name) } : m));
+  }
+  spec.volumes = [...spec.volumes, { name: vct.metadata.name, persistentVolumeClaim: { claimName: claim } }];
   // A StatefulSet pod's hostname and subdomain (its DNS name, SET-K.SERVICE).
   spec.hostname = name;
   const c = spec.containers[0];
@@ -59,7 +71,7 @@ function replica(sts, k) {
   c.env = expandEnv(c.env, name).map((e) => (e.name === 'CHROMIUM_FLAGS' ? { ...e, value: CHROMIUM_FLAGS } : e));
   const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: tmpl.metadata.labels, annotations: tmpl.metadata.annotations }, spec };
   const pvc = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { ...vct.metadata, name: claim }, spec: vct.spec };
-  return { name, claim, pod, pvc };
+  return { name, claim, pod, pvc, scratch: [...emptyDirs.values()] };
 }
 
 /** Status of one raw HTTP/1.1 GET of noVNC's page (public: no token needed) from 127.0.0.1:port with this Host header. */
@@ -95,13 +107,13 @@ describe('deploy/k8s-fleet: one pod per replica under podman kube play', { timeo
       r.dns = `${r.name}.${service.metadata.name}.${NAMESPACE}.svc.cluster.local`;
       replicas.push(r);
     }
-    await cleanup({ files: replicas.map((r) => r.file), volumes: replicas.map((r) => r.claim), secrets: [secret.metadata.name] });
+    await cleanup({ files: replicas.map((r) => r.file), volumes: replicas.flatMap((r) => [r.claim, ...r.scratch]), secrets: [secret.metadata.name] });
     await createSecret(secret);
   });
 
   after(async () => {
     if (process.env.KEEP_CONTAINERS) return;
-    await cleanup({ files: replicas.map((r) => r.file), volumes: replicas.map((r) => r.claim), secrets: [secret?.metadata.name].filter(Boolean) });
+    await cleanup({ files: replicas.map((r) => r.file), volumes: replicas.flatMap((r) => [r.claim, ...r.scratch]), secrets: [secret?.metadata.name].filter(Boolean) });
   });
 
   it('two replicas at once, each on its own claim, both ready', async (t) => {
@@ -112,6 +124,7 @@ describe('deploy/k8s-fleet: one pod per replica under podman kube play', { timeo
     for (const r of replicas) {
       const mounts = JSON.parse(await podman(['inspect', '--format', '{{json .Mounts}}', `${r.name}-corral`]));
       assert.equal(mounts.find((m) => m.Destination === '/data')?.Name, r.claim, `${r.name} mounts ${r.claim}`);
+      for (const v of r.scratch) assert.ok(mounts.some((m) => m.Name === v), `${r.name} mounts its own ${v}`);
     }
   });
 
